@@ -1,0 +1,304 @@
+// engine_bench: single-thread throughput of selu::core::MlpEngine against
+// baselines measured in the same process.
+//
+//   BM_Engine/<model>/<batch>/<ip|matmul>     MlpEngine::Run on one warmed workspace
+//   BM_BareOneDnn/<model>/<batch>/<ip|matmul> hand-written oneDNN chain (bare_onednn_mlp.h)
+//   BM_Naive/<model>/<batch>                  triple loop + scalar SELU (bench_models.h)
+//   BM_Sgemm/<n>                              dnnl_sgemm n×n×n: the measured fp32 peak
+//
+// Every benchmark reports items_per_second (rows/s) and the rate counter
+// GFLOP (shown as GFLOP=…/s: 2·rows·Σ in·out per iteration, per second). Before timing anything, the engine's output
+// is checked against the bare chain (max |Δ| ≤ 1e-4) and the naive loop
+// (≤ 1e-3) for every model, batch size and primitive; a mismatch aborts.
+// bench/run_engine_bench.sh runs this and bench/report.py makes the table.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "bench/bare_onednn_mlp.h"
+#include "bench/bench_models.h"
+#include "server/core/mlp_engine.h"
+
+namespace selu::bench {
+namespace {
+
+using core::EnginePrimitive;
+using core::MlpEngine;
+
+constexpr uint32_t kWeightSeed = 20170608;  // SNN paper's arXiv date
+constexpr uint32_t kInputSeed = 42;
+constexpr int64_t kBatchSizes[] = {1, 8, 32, 128, 512};
+constexpr int64_t kMaxBatch = 512;
+constexpr int64_t kNaiveMaxBatchBig = 32;
+constexpr EnginePrimitive kPrimitives[] = {EnginePrimitive::kInnerProduct,
+                                           EnginePrimitive::kMatmul};
+constexpr double kBareTolerance = 1e-4;
+constexpr double kNaiveTolerance = 1e-3;
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "engine_bench: FATAL: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::string IsaName(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return std::to_string(int(isa));
+  }
+}
+
+const char* PrimitiveName(EnginePrimitive p) {
+  return p == EnginePrimitive::kInnerProduct ? "ip" : "matmul";
+}
+
+// One model with its spec, input, output buffer and (lazily) one engine and
+// one workspace per primitive. Lives for the whole run.
+struct ModelState {
+  const BenchModel* def = nullptr;
+  core::ModelSpec spec;
+  double flops_per_row = 0;
+  std::vector<float> input;   // kMaxBatch rows
+  std::vector<float> output;  // kMaxBatch rows
+  std::unique_ptr<MlpEngine> engines[2];
+  // Whatever owning pointer CreateWorkspace() returns.
+  using WorkspacePtr = decltype(std::declval<const MlpEngine&>().CreateWorkspace());
+  WorkspacePtr workspaces[2];
+
+  MlpEngine& Engine(EnginePrimitive p) {
+    const int i = int(p == EnginePrimitive::kMatmul);
+    if (!engines[i]) {
+      core::MlpEngineOptions options;
+      options.primitive = p;
+      options.threads_per_call = 1;
+      auto engine = MlpEngine::Create(spec, options);
+      if (!engine.ok()) Die("MlpEngine::Create(" + def->name + "): " + engine.status().ToString());
+      engines[i] = std::move(engine).value();
+      workspaces[i] = engines[i]->CreateWorkspace();
+    }
+    return *engines[i];
+  }
+  MlpEngine::Workspace& Workspace(EnginePrimitive p) {
+    Engine(p);
+    return *workspaces[int(p == EnginePrimitive::kMatmul)];
+  }
+};
+
+std::vector<std::unique_ptr<ModelState>>& Models() {
+  static std::vector<std::unique_ptr<ModelState>> models = [] {
+    std::vector<std::unique_ptr<ModelState>> v;
+    for (const BenchModel& def : BenchModels()) {
+      auto m = std::make_unique<ModelState>();
+      m->def = &def;
+      m->spec = MakeRandomSpec(def, kWeightSeed);
+      m->flops_per_row = FlopsPerRow(m->spec);
+      m->input = MakeRandomInput(kMaxBatch, def.widths.front(), kInputSeed);
+      m->output.assign(size_t(kMaxBatch * def.widths.back()), 0.0f);
+      v.push_back(std::move(m));
+    }
+    return v;
+  }();
+  return models;
+}
+
+// The bare chain of the benchmark running now; rebuilt when the key changes
+// (the benchmark library calls a benchmark function several times per run).
+BareOneDnnMlp& BareChain(ModelState& m, EnginePrimitive p, int64_t rows, float* output) {
+  static std::tuple<const ModelState*, EnginePrimitive, int64_t, float*> key;
+  static std::unique_ptr<BareOneDnnMlp> chain;
+  const auto wanted = std::make_tuple(&m, p, rows, output);
+  if (!chain || key != wanted) {
+    chain.reset();
+    chain = std::make_unique<BareOneDnnMlp>(m.spec, p, rows, m.input.data(), output);
+    key = wanted;
+  }
+  return *chain;
+}
+
+void WarmupOrDie(MlpEngine& engine, int64_t rows) {
+  const int64_t sizes[] = {rows};
+  core::Status s = engine.Warmup(sizes);
+  if (!s.ok()) Die("Warmup: " + s.ToString());
+}
+
+void SetCounters(benchmark::State& state, const ModelState& m, int64_t rows) {
+  state.SetItemsProcessed(state.iterations() * rows);
+  state.counters["GFLOP"] =
+      benchmark::Counter(m.flops_per_row * double(rows) / 1e9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rows"] = double(rows);
+}
+
+void BM_Engine(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p) {
+  MlpEngine& engine = m->Engine(p);
+  MlpEngine::Workspace& ws = m->Workspace(p);
+  WarmupOrDie(engine, rows);
+  const float* in = m->input.data();
+  float* out = m->output.data();
+  if (!engine.Run(ws, in, rows, out).ok()) Die("Run failed");
+  for (auto _ : state) {
+    core::Status s = engine.Run(ws, in, rows, out);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, *m, rows);
+}
+
+void BM_BareOneDnn(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p) {
+  BareOneDnnMlp& chain = BareChain(*m, p, rows, m->output.data());
+  chain.Run();
+  for (auto _ : state) {
+    chain.Run();
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, *m, rows);
+}
+
+void BM_Naive(benchmark::State& state, ModelState* m, int64_t rows) {
+  NaiveMlp naive(m->spec);
+  for (auto _ : state) {
+    naive.Run(m->input.data(), rows, m->output.data());
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, *m, rows);
+}
+
+void BM_Sgemm(benchmark::State& state, int64_t n) {
+  std::vector<float> a = MakeRandomInput(n, n, 1), b = MakeRandomInput(n, n, 2);
+  std::vector<float> c(size_t(n * n));
+  auto gemm = [&] {
+    dnnl_status_t s = dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                                 c.data(), n);
+    if (s != dnnl_success) Die("dnnl_sgemm failed");
+  };
+  gemm();
+  for (auto _ : state) {
+    gemm();
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP"] = benchmark::Counter(2.0 * double(n * n * n) / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+double MaxAbsDiff(const float* a, const float* b, size_t n, size_t* where) {
+  double worst = 0;
+  *where = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    if (!(d <= worst)) {  // also catches NaN
+      worst = std::isnan(d) ? INFINITY : d;
+      *where = i;
+    }
+  }
+  return worst;
+}
+
+// Engine vs bare chain vs naive loop for every model × batch × primitive.
+void VerifyOrDie() {
+  for (auto& m : Models()) {
+    const int64_t out_features = m->spec.output_features;
+    std::vector<float> naive_out(size_t(kMaxBatch * out_features));
+    NaiveMlp naive(m->spec);
+    naive.Run(m->input.data(), kNaiveMaxBatchBig, naive_out.data());
+    for (int64_t rows : kBatchSizes) {
+      const size_t n = size_t(rows * out_features);
+      const size_t n_naive = size_t(std::min(rows, kNaiveMaxBatchBig) * out_features);
+      for (EnginePrimitive p : kPrimitives) {
+        std::vector<float> engine_out(n, NAN), bare_out(n, NAN);
+        MlpEngine& engine = m->Engine(p);
+        core::Status s = engine.Run(m->Workspace(p), m->input.data(), rows, engine_out.data());
+        if (!s.ok()) Die("Run: " + s.ToString());
+        BareOneDnnMlp(m->spec, p, rows, m->input.data(), bare_out.data()).Run();
+        const std::string what =
+            m->def->name + " batch " + std::to_string(rows) + " " + PrimitiveName(p);
+        size_t at;
+        const double d_bare = MaxAbsDiff(engine_out.data(), bare_out.data(), n, &at);
+        if (d_bare > kBareTolerance) {
+          Die(what + ": engine differs from bare oneDNN chain by " + std::to_string(d_bare) +
+              " at " + std::to_string(at) + " (engine " + std::to_string(engine_out[at]) +
+              ", bare " + std::to_string(bare_out[at]) + ")");
+        }
+        const double d_naive = MaxAbsDiff(engine_out.data(), naive_out.data(), n_naive, &at);
+        if (d_naive > kNaiveTolerance) {
+          Die(what + ": engine differs from naive loop by " + std::to_string(d_naive) + " at " +
+              std::to_string(at));
+        }
+        std::fprintf(stderr, "verified %-22s max|engine-bare| %.2e  max|engine-naive| %.2e\n",
+                     what.c_str(), d_bare, d_naive);
+      }
+    }
+  }
+}
+
+void RegisterAll() {
+  for (auto& m : Models()) {
+    for (int64_t rows : kBatchSizes) {
+      for (EnginePrimitive p : kPrimitives) {
+        const std::string suffix =
+            m->def->name + "/" + std::to_string(rows) + "/" + PrimitiveName(p);
+        benchmark::RegisterBenchmark(("BM_Engine/" + suffix).c_str(), BM_Engine, m.get(), rows,
+                                     p);
+        benchmark::RegisterBenchmark(("BM_BareOneDnn/" + suffix).c_str(), BM_BareOneDnn,
+                                     m.get(), rows, p);
+      }
+    }
+  }
+  for (auto& m : Models()) {
+    for (int64_t rows : kBatchSizes) {
+      if (m->def->name == "big" && rows > kNaiveMaxBatchBig) continue;
+      benchmark::RegisterBenchmark(
+          ("BM_Naive/" + m->def->name + "/" + std::to_string(rows)).c_str(), BM_Naive, m.get(),
+          rows);
+    }
+  }
+  for (int64_t n : {1024, 2048}) {
+    benchmark::RegisterBenchmark(("BM_Sgemm/" + std::to_string(n)).c_str(), BM_Sgemm, n);
+  }
+}
+
+}  // namespace
+}  // namespace selu::bench
+
+int main(int argc, char** argv) {
+  // oneDNN (OpenMP build) runs single-threaded in this, the benchmarking, thread.
+  omp_set_num_threads(1);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+  const dnnl_version_t* v = dnnl_version();
+  benchmark::AddCustomContext("onednn_version", std::to_string(v->major) + "." +
+                                                    std::to_string(v->minor) + "." +
+                                                    std::to_string(v->patch));
+  benchmark::AddCustomContext("onednn_cpu_isa",
+                              selu::bench::IsaName(dnnl::get_effective_cpu_isa()));
+  benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));
+
+  try {
+    selu::bench::VerifyOrDie();
+    selu::bench::RegisterAll();
+    benchmark::RunSpecifiedBenchmarks();
+  } catch (const dnnl::error& e) {
+    selu::bench::Die(std::string("oneDNN error: ") + e.what());
+  }
+  benchmark::Shutdown();
+  return 0;
+}
