@@ -84,8 +84,8 @@ BareOneDnnMlp::BareOneDnnMlp(const core::ModelSpec& spec, core::EnginePrimitive 
       weights_md = memory::desc({out, in}, dt::f32, tag::any);
       bias_md = memory::desc({out}, dt::f32, tag::x);
       dst_md = memory::desc({rows, out}, dt::f32, tag::nc);
-      dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src_md,
-                                             weights_md, bias_md, dst_md);
+      dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src_md, weights_md,
+                                             bias_md, dst_md);
       dnnl::inner_product_forward::primitive_desc pd(desc, attr, engine_);
       pd_weights_md = pd.weights_desc();
       pd_scratchpad_md = pd.scratchpad_desc();

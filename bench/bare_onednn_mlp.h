@@ -16,10 +16,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 #include <vector>
-
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "server/core/mlp_engine.h"
 #include "server/core/model_spec.h"

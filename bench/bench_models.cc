@@ -14,6 +14,11 @@ const std::vector<BenchModel>& BenchModels() {
   return models;
 }
 
+const BenchModel& OverheadModel() {
+  static const BenchModel tiny = {"tiny", {16, 16, 16}};
+  return tiny;
+}
+
 core::ModelSpec MakeRandomSpec(const BenchModel& model, uint32_t seed) {
   std::mt19937 rng(seed);
   core::ModelSpec spec;
@@ -28,8 +33,7 @@ core::ModelSpec MakeRandomSpec(const BenchModel& model, uint32_t seed) {
     layer.name = "dense" + std::to_string(i);
     layer.in_features = model.widths[i];
     layer.out_features = model.widths[i + 1];
-    std::normal_distribution<float> lecun(0.0f,
-                                          1.0f / std::sqrt(float(layer.in_features)));
+    std::normal_distribution<float> lecun(0.0f, 1.0f / std::sqrt(float(layer.in_features)));
     std::normal_distribution<float> bias(0.0f, 0.1f);
     layer.weights.resize(size_t(layer.in_features * layer.out_features));
     for (float& w : layer.weights) w = lecun(rng);
@@ -51,7 +55,8 @@ std::vector<float> MakeRandomInput(int64_t rows, int64_t features, uint32_t seed
 
 double FlopsPerRow(const core::ModelSpec& spec) {
   double flops = 0;
-  for (const auto& layer : spec.layers) flops += 2.0 * double(layer.in_features * layer.out_features);
+  for (const auto& layer : spec.layers)
+    flops += 2.0 * double(layer.in_features * layer.out_features);
   return flops;
 }
 

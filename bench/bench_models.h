@@ -24,6 +24,10 @@ struct BenchModel {
 // small: 64→256→256→256→10; big: 1024→1024×4 hidden→1024.
 const std::vector<BenchModel>& BenchModels();
 
+// tiny: 16→16→16, so little arithmetic that running it at batch 1 measures
+// the fixed cost of one call (engine minus bare chain = the engine's overhead).
+const BenchModel& OverheadModel();
+
 core::ModelSpec MakeRandomSpec(const BenchModel& model, uint32_t seed);
 
 // rows·features standard-normal values.

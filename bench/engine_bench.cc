@@ -5,27 +5,26 @@
 //   BM_BareOneDnn/<model>/<batch>/<ip|matmul> hand-written oneDNN chain (bare_onednn_mlp.h)
 //   BM_Naive/<model>/<batch>                  triple loop + scalar SELU (bench_models.h)
 //   BM_Sgemm/<n>                              dnnl_sgemm n×n×n: the measured fp32 peak
+//   BM_Engine|BM_BareOneDnn/tiny/1/<ip|matmul> a 16→16→16 model: per-call overhead
 //
 // Every benchmark reports items_per_second (rows/s) and the rate counter
-// GFLOP (shown as GFLOP=…/s: 2·rows·Σ in·out per iteration, per second). Before timing anything, the engine's output
-// is checked against the bare chain (max |Δ| ≤ 1e-4) and the naive loop
-// (≤ 1e-3) for every model, batch size and primitive; a mismatch aborts.
-// bench/run_engine_bench.sh runs this and bench/report.py makes the table.
+// GFLOP (shown as GFLOP=…/s: 2·rows·Σ in·out per iteration, per second). Before timing anything,
+// the engine's output is checked against the bare chain (max |Δ| ≤ 1e-4) and the naive loop (≤
+// 1e-3) for every model, batch size and primitive; a mismatch aborts. bench/run_engine_bench.sh
+// runs this and bench/report.py makes the table.
+#include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <benchmark/benchmark.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include "bench/bare_onednn_mlp.h"
 #include "bench/bench_models.h"
@@ -55,12 +54,18 @@ constexpr double kNaiveTolerance = 1e-3;
 
 std::string IsaName(dnnl::cpu_isa isa) {
   switch (isa) {
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return std::to_string(int(isa));
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return std::to_string(int(isa));
   }
 }
 
@@ -72,6 +77,7 @@ const char* PrimitiveName(EnginePrimitive p) {
 // one workspace per primitive. Lives for the whole run.
 struct ModelState {
   const BenchModel* def = nullptr;
+  bool overhead_only = false;  // tiny model: batch 1 only, no naive loop
   core::ModelSpec spec;
   double flops_per_row = 0;
   std::vector<float> input;   // kMaxBatch rows
@@ -103,9 +109,14 @@ struct ModelState {
 std::vector<std::unique_ptr<ModelState>>& Models() {
   static std::vector<std::unique_ptr<ModelState>> models = [] {
     std::vector<std::unique_ptr<ModelState>> v;
-    for (const BenchModel& def : BenchModels()) {
+    std::vector<const BenchModel*> defs;
+    for (const BenchModel& def : BenchModels()) defs.push_back(&def);
+    defs.push_back(&OverheadModel());
+    for (const BenchModel* def_ptr : defs) {
+      const BenchModel& def = *def_ptr;
       auto m = std::make_unique<ModelState>();
       m->def = &def;
+      m->overhead_only = &def == &OverheadModel();
       m->spec = MakeRandomSpec(def, kWeightSeed);
       m->flops_per_row = FlopsPerRow(m->spec);
       m->input = MakeRandomInput(kMaxBatch, def.widths.front(), kInputSeed);
@@ -139,9 +150,8 @@ void WarmupOrDie(MlpEngine& engine, int64_t rows) {
 
 void SetCounters(benchmark::State& state, const ModelState& m, int64_t rows) {
   state.SetItemsProcessed(state.iterations() * rows);
-  state.counters["GFLOP"] =
-      benchmark::Counter(m.flops_per_row * double(rows) / 1e9,
-                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP"] = benchmark::Counter(m.flops_per_row * double(rows) / 1e9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
   state.counters["rows"] = double(rows);
 }
 
@@ -186,8 +196,8 @@ void BM_Sgemm(benchmark::State& state, int64_t n) {
   std::vector<float> a = MakeRandomInput(n, n, 1), b = MakeRandomInput(n, n, 2);
   std::vector<float> c(size_t(n * n));
   auto gemm = [&] {
-    dnnl_status_t s = dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                                 c.data(), n);
+    dnnl_status_t s =
+        dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     if (s != dnnl_success) Die("dnnl_sgemm failed");
   };
   gemm();
@@ -196,7 +206,7 @@ void BM_Sgemm(benchmark::State& state, int64_t n) {
     benchmark::ClobberMemory();
   }
   state.counters["GFLOP"] = benchmark::Counter(2.0 * double(n * n * n) / 1e9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
 double MaxAbsDiff(const float* a, const float* b, size_t n, size_t* where) {
@@ -252,17 +262,18 @@ void VerifyOrDie() {
 void RegisterAll() {
   for (auto& m : Models()) {
     for (int64_t rows : kBatchSizes) {
+      if (m->overhead_only && rows != 1) continue;
       for (EnginePrimitive p : kPrimitives) {
         const std::string suffix =
             m->def->name + "/" + std::to_string(rows) + "/" + PrimitiveName(p);
-        benchmark::RegisterBenchmark(("BM_Engine/" + suffix).c_str(), BM_Engine, m.get(), rows,
-                                     p);
-        benchmark::RegisterBenchmark(("BM_BareOneDnn/" + suffix).c_str(), BM_BareOneDnn,
-                                     m.get(), rows, p);
+        benchmark::RegisterBenchmark(("BM_Engine/" + suffix).c_str(), BM_Engine, m.get(), rows, p);
+        benchmark::RegisterBenchmark(("BM_BareOneDnn/" + suffix).c_str(), BM_BareOneDnn, m.get(),
+                                     rows, p);
       }
     }
   }
   for (auto& m : Models()) {
+    if (m->overhead_only) continue;
     for (int64_t rows : kBatchSizes) {
       if (m->def->name == "big" && rows > kNaiveMaxBatchBig) continue;
       benchmark::RegisterBenchmark(
@@ -285,9 +296,9 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   const dnnl_version_t* v = dnnl_version();
-  benchmark::AddCustomContext("onednn_version", std::to_string(v->major) + "." +
-                                                    std::to_string(v->minor) + "." +
-                                                    std::to_string(v->patch));
+  benchmark::AddCustomContext(
+      "onednn_version",
+      std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   benchmark::AddCustomContext("onednn_cpu_isa",
                               selu::bench::IsaName(dnnl::get_effective_cpu_isa()));
   benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));

@@ -7,6 +7,7 @@ Every speed is a ratio against a baseline measured in the same run:
   mm/ip      engine with matmul over engine with inner product
   eng/torch  faster engine primitive over the fastest PyTorch variant
   eng/naive  faster engine primitive over the naive triple loop
+  overhead   engine minus bare time per call on a tiny 16-16-16 model at batch 1
   %peak      the faster engine primitive's GFLOP/s over the best dnnl_sgemm
              GFLOP/s of the run (target for big at batch >= 128: >= 80 %)
 
@@ -101,7 +102,8 @@ def main():
                      "big": 2 * 5 * 1024 * 1024}
     points = sorted({(m.group(1), int(m.group(2)))
                      for n in best
-                     for m in [re.fullmatch(r"BM_Engine/(\w+)/(\d+)/\w+", n)] if m},
+                     for m in [re.fullmatch(r"BM_Engine/(\w+)/(\d+)/\w+", n)]
+                     if m and m.group(1) in flops_per_row},
                     key=lambda p: (p[0] != "small", p[1]))
 
     def rate(name, batch):
@@ -124,7 +126,7 @@ def main():
         pct = gf / peak if gf and peak else None
         for p in e:
             if ratio[p] is not None and ratio[p] < BARE_TARGET:
-                misses.append("%s batch %d %s: engine %.2fx bare (target %.2f)"
+                misses.append("%s batch %d %s: engine %.3fx bare (target %.2f)"
                               % (model, batch, p, ratio[p], BARE_TARGET))
         if model == "big" and batch >= 128 and pct is not None and pct < PEAK_TARGET:
             misses.append("big batch %d: %.0f%% of sgemm peak (target %.0f%%)"
@@ -150,16 +152,25 @@ def main():
     if sgemm:
         print("measured fp32 peak (dnnl_sgemm, 1 thread): " +
               ", ".join("n=%d %.1f GFLOP/s" % (n, g) for n, g in sorted(sgemm.items())))
+    overhead = []
+    for p in ("ip", "matmul"):
+        eng, bare = best.get("BM_Engine/tiny/1/" + p), best.get("BM_BareOneDnn/tiny/1/" + p)
+        if eng and bare:
+            overhead.append("%s %+.0f ns (bare call %.0f ns)" % (p, (eng - bare) * 1e9, bare * 1e9))
+    if overhead:
+        print("engine per-call overhead, engine - bare on a 16-16-16 model at batch 1: " +
+              ", ".join(overhead))
     if context:
         print("machine: %s CPUs @ %s MHz, onednn %s (isa %s), load avg %s" % (
             context.get("num_cpus"), context.get("mhz_per_cpu"),
             context.get("onednn_version"), context.get("onednn_cpu_isa"),
             context.get("load_avg")))
     if torch_config:
-        print("pytorch %s, BLAS core %s, threads %s" % (
-            torch_config.get("torch_version"),
+        blas = [l for l in torch_config.get("loaded_libraries", []) if "blas" in l]
+        print("pytorch %s, %d thread(s), OpenBLAS core %s (OPENBLAS_CORETYPE=%s), loaded %s" % (
+            torch_config.get("torch_version"), torch_config.get("num_threads"),
             torch_config.get("openblas", {}).get("openblas_get_corename", "?"),
-            torch_config.get("num_threads")))
+            torch_config.get("env", {}).get("OPENBLAS_CORETYPE"), ", ".join(blas) or "?"))
     if misses:
         print("\nbelow target (marked !):")
         for m in misses:

@@ -7,8 +7,8 @@
 # Defaults: build/release/bench/engine_bench, and a fresh directory under
 # /tmp for engine.json, pytorch.jsonl and report.txt. Takes about 2-3 minutes
 # (under 5) on a quiet 2-core machine. Extra knobs (environment):
-#   MIN_TIME     seconds per benchmark repetition (default 0.2)
-#   REPS         repetitions per benchmark; the best is reported (default 5)
+#   MIN_TIME     seconds per benchmark repetition (default 0.15)
+#   REPS         repetitions per benchmark; the best is reported (default 8)
 #   BASIS        cpu|real: thread CPU time or wall time for rates (default cpu)
 #   FILTER       --benchmark_filter regex for engine_bench (default all)
 set -euo pipefail
@@ -17,8 +17,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 bin="${1:-$root/build/release/bench/engine_bench}"
 out="${2:-$(mktemp -d /tmp/selu-bench.XXXXXX)}"
-min_time="${MIN_TIME:-0.2}"
-reps="${REPS:-5}"
+min_time="${MIN_TIME:-0.15}"
+reps="${REPS:-8}"
 basis="${BASIS:-cpu}"
 filter="${FILTER:-.}"
 
@@ -28,6 +28,11 @@ if [[ ! -x "$bin" ]]; then
   exit 2
 fi
 mkdir -p "$out"
+load="$(cut -d' ' -f1 /proc/loadavg)"
+if awk -v l="$load" 'BEGIN { exit !(l > 1.5) }'; then
+  echo "run_engine_bench: warning: load average $load; other processes share the CPUs," \
+    "expect noisy ratios (rerun when quieter, or raise REPS)" >&2
+fi
 
 # Everything single-threaded: oneDNN (OpenMP), OpenBLAS (PyTorch's BLAS).
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

@@ -1,0 +1,238 @@
+#include "server/grpc/inference_service.h"
+
+#include <exception>
+
+#include "server/grpc/infer_codec.h"
+#include "server/grpc/status_mapping.h"
+
+namespace selu::grpc_transport {
+namespace {
+
+using core::Clock;
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const grpc::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// Converts gRPC's wall-clock deadline to the batcher's steady clock.
+Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
+  const auto wall = context.deadline();
+  if (wall == std::chrono::system_clock::time_point::max()) return Clock::time_point::max();
+  const auto remaining = wall - std::chrono::system_clock::now();
+  if (remaining > std::chrono::hours(24 * 365)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
+}
+
+// One ModelInfer call: the gRPC reactor and the core request in one object,
+// so queuing it allocates nothing more. Deleted by gRPC (OnDone) after
+// Finish; the batcher calls Done() exactly once and never touches it after.
+class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceRequest {
+ public:
+  InferCall(std::shared_ptr<core::ServableModel> model, inference::ModelInferResponse* response,
+            Clock::time_point arrival)
+      : model_(std::move(model)), response_(response), arrival_(arrival) {}
+
+  // Validates and queues; a non-OK status means nothing was queued.
+  core::Status Start(const inference::ModelInferRequest& request,
+                     const grpc::CallbackServerContext& context) {
+    const core::ModelSpec& spec = model_->spec();
+    SELU_RETURN_IF_ERROR(DecodeInferInput(request, spec, model_->max_batch_size(), &input_));
+    auto out = PrepareInferResponse(request, spec, model_->version_string(), input_.rows,
+                                    input_.raw, response_);
+    if (!out.ok()) return out.status();
+    this->input = input_.data;
+    this->output = *out;
+    this->rows = input_.rows;
+    this->deadline = SteadyDeadline(context);
+    return model_->batcher().Submit(this);
+  }
+
+  bool IsCancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
+
+  void Done(core::Status status) override {
+    model_->stats().RecordRequest(status, arrival_, *this);
+    if (!status.ok()) {
+      response_->Clear();
+      status = status.WithPrefix("model '" + model_->name() + "'");
+    }
+    Finish(ToGrpcStatus(status));  // last touch: OnDone may delete us
+  }
+
+  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<core::ServableModel> model_;
+  inference::ModelInferResponse* response_;
+  Clock::time_point arrival_;
+  DecodedInput input_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace
+
+InferenceService::InferenceService(InferenceServiceOptions options)
+    : options_(std::move(options)) {}
+
+core::StatusOr<core::ModelRegistry*> InferenceService::Registry() const {
+  core::ModelRegistry* registry = registry_.load(std::memory_order_acquire);
+  if (registry == nullptr) return core::UnavailableError("models are still loading");
+  return registry;
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
+                                                       const inference::ServerLiveRequest*,
+                                                       inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerContext* context,
+                                                        const inference::ServerReadyRequest*,
+                                                        inference::ServerReadyResponse* response) {
+  auto registry = Registry();
+  response->set_ready(!shutting_down() && registry.ok() && (*registry)->AllReady());
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerContext* context,
+                                                       const inference::ModelReadyRequest* request,
+                                                       inference::ModelReadyResponse* response) {
+  auto registry = Registry();
+  if (!registry.ok()) {
+    response->set_ready(false);
+    return FinishNow(context, grpc::Status::OK);
+  }
+  auto model = (*registry)->Find(request->name(), request->version());
+  if (!model.ok() && model.status().code() == core::StatusCode::kInvalidArgument) {
+    return FinishNow(context, ToGrpcStatus(model.status()));
+  }
+  // Like Triton: an unknown or unavailable model is simply not ready.
+  response->set_ready(model.ok() && !shutting_down());
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
+    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  response->set_name(options_.server_name);
+  response->set_version(options_.server_version);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
+    grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  auto model = (*registry)->Find(request->name(), request->version());
+  if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
+  const core::ModelSpec& spec = (*model)->spec();
+  response->set_name((*model)->name());
+  for (const auto& entry : (*registry)->Index()) {
+    if (entry.name == (*model)->name() && entry.model) {
+      response->add_versions(entry.model->version_string());
+    }
+  }
+  response->set_platform("onnx_mlp");
+  auto* in = response->add_inputs();
+  in->set_name(spec.input_name);
+  in->set_datatype("FP32");
+  for (int64_t d : spec.input_shape) in->add_shape(d);
+  auto* out = response->add_outputs();
+  out->set_name(spec.output_name);
+  out->set_datatype("FP32");
+  out->add_shape(-1);
+  out->add_shape(spec.output_features);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
+                                                       const inference::ModelInferRequest* request,
+                                                       inference::ModelInferResponse* response) {
+  const Clock::time_point arrival = Clock::now();
+  if (shutting_down()) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                           "server is shutting down; send to another replica"));
+  }
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  auto model = (*registry)->Find(request->model_name(), request->model_version());
+  if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
+  auto* call = new InferCall(*model, response, arrival);
+  core::Status status;
+  try {
+    status = call->Start(*request, *context);
+  } catch (const std::exception& e) {
+    status = core::InternalError(std::string("unexpected error: ") + e.what());
+  }
+  if (!status.ok()) {
+    (*model)->stats().RecordRefused(arrival);
+    response->Clear();
+    call->Finish(ToGrpcStatus(status));
+  }
+  return call;
+}
+
+namespace {
+
+void SetDuration(const core::DurationTotals& from, inference::StatisticDuration* to) {
+  to->set_count(from.count);
+  to->set_ns(from.ns);
+}
+
+void FillStatistics(const core::ServableModel& model, inference::ModelStatistics* out) {
+  const core::ModelStatsSnapshot s = model.stats().Snapshot();
+  out->set_name(model.name());
+  out->set_version(model.version_string());
+  out->set_last_inference(s.last_inference_ms);
+  out->set_inference_count(s.inference_count);
+  out->set_execution_count(s.execution_count);
+  auto* infer = out->mutable_inference_stats();
+  SetDuration(s.success, infer->mutable_success());
+  SetDuration(s.fail, infer->mutable_fail());
+  SetDuration(s.queue, infer->mutable_queue());
+  SetDuration(s.compute_infer, infer->mutable_compute_infer());
+  // Inputs are used in place and outputs written in place: no separate
+  // input/output phases, so those stay zero as Triton reports them.
+  infer->mutable_compute_input();
+  infer->mutable_compute_output();
+  for (size_t rows = 1; rows < s.batches.size(); ++rows) {
+    if (s.batches[rows].count == 0) continue;
+    auto* batch = out->add_batch_stats();
+    batch->set_batch_size(rows);
+    SetDuration(s.batches[rows], batch->mutable_compute_infer());
+    batch->mutable_compute_input()->set_count(s.batches[rows].count);
+    batch->mutable_compute_output()->set_count(s.batches[rows].count);
+  }
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
+    grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  if (!request->name().empty()) {
+    // Validates the name and version with the same messages as inference.
+    auto model = (*registry)->Find(request->name(), request->version());
+    if (!model.ok() && model.status().code() != core::StatusCode::kUnavailable) {
+      return FinishNow(context, ToGrpcStatus(model.status()));
+    }
+  }
+  for (const auto& entry : (*registry)->Index()) {
+    if (!entry.model) continue;
+    if (!request->name().empty() && entry.name != request->name()) continue;
+    if (!request->version().empty() && entry.model->version_string() != request->version()) {
+      continue;
+    }
+    FillStatistics(*entry.model, response->add_model_stats());
+  }
+  return FinishNow(context, grpc::Status::OK);
+}
+
+}  // namespace selu::grpc_transport

@@ -1,0 +1,71 @@
+// GRPCInferenceService (Open Inference Protocol v2) on the gRPC callback API.
+//
+// Each rpc is a shim: validate, call the core, convert back, map the status
+// (status_mapping.h). ModelInfer hands the request to the model's dynamic
+// batcher and returns at once; the batch worker finishes the call. No thread
+// is parked per waiting request and no engine work runs in a reaction.
+//
+// Thread safety: all rpcs run concurrently on gRPC's threads.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "proto/grpc_service.grpc.pb.h"
+#include "server/core/model_registry.h"
+
+namespace selu::grpc_transport {
+
+struct InferenceServiceOptions {
+  std::string server_name = "selu-serve";
+  std::string server_version;
+};
+
+class InferenceService final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  explicit InferenceService(InferenceServiceOptions options);
+
+  // Until this is called the models are loading: ModelInfer and
+  // ModelMetadata answer UNAVAILABLE, readiness is false. `registry` must
+  // outlive the service.
+  void SetRegistry(core::ModelRegistry* registry) {
+    registry_.store(registry, std::memory_order_release);
+  }
+
+  // From now on ModelInfer answers UNAVAILABLE and ServerReady false; calls
+  // already accepted complete.
+  void BeginShutdown() { shutting_down_.store(true, std::memory_order_relaxed); }
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest* request,
+                                       inference::ServerLiveResponse* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest* request,
+                                        inference::ServerReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest* request,
+                                           inference::ServerMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* request,
+                                       inference::ModelInferResponse* response) override;
+  grpc::ServerUnaryReactor* ModelStatistics(
+      grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
+      inference::ModelStatisticsResponse* response) override;
+
+ private:
+  // Null while loading. The registry to use, or an UNAVAILABLE status.
+  core::StatusOr<core::ModelRegistry*> Registry() const;
+
+  std::atomic<core::ModelRegistry*> registry_{nullptr};
+  InferenceServiceOptions options_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace selu::grpc_transport

@@ -1,0 +1,32 @@
+// selu-serve: parse options, start the server, wait for SIGTERM/SIGINT, drain.
+#include <pthread.h>
+#include <signal.h>
+
+#include "server/logging.h"
+#include "server/options.h"
+#include "server/server_app.h"
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists (gRPC's included), so
+  // only sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  selu::ServerOptions options;
+  if (auto exit_code = selu::ParseServerOptions(argc, argv, &options)) return *exit_code;
+  selu::SetUpLogging(options.log_level, options.log_format);
+
+  auto app = selu::ServerApp::Start(options);
+  if (!app.ok()) {
+    spdlog::critical(selu::LogText("cannot start: " + app.status().ToString()));
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info(selu::LogText(std::string("received ") + strsignal(signal_number)));
+  (*app)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,74 @@
+#include "server/options.h"
+
+#include <CLI/CLI.hpp>
+
+namespace selu {
+
+std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
+  CLI::App app{
+      "selu-serve: a gRPC inference server (Open Inference Protocol v2) for self-normalizing "
+      "neural networks.\nEvery option can also be set with the environment variable shown "
+      "(the flag wins)."};
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(44);
+
+  app.add_option("--model-repository", o->model_repository,
+                 "Folder of models: <repository>/<model>/<version>/model.onnx")
+      ->envname("SELU_MODEL_REPOSITORY");
+  app.add_option("--grpc-address", o->grpc_address,
+                 "host:port the gRPC service listens on (port 0 picks a free port)")
+      ->envname("SELU_GRPC_ADDRESS");
+  app.add_option("--metrics-address", o->metrics_address,
+                 "host:port of the Prometheus /metrics endpoint")
+      ->envname("SELU_METRICS_ADDRESS");
+  app.add_option("--port-file", o->port_file,
+                 "Write the bound gRPC port to this file once listening")
+      ->envname("SELU_PORT_FILE");
+  app.add_option("--max-receive-message-bytes", o->max_receive_message_bytes,
+                 "Largest request accepted; larger ones get RESOURCE_EXHAUSTED")
+      ->envname("SELU_MAX_RECEIVE_MESSAGE_BYTES")
+      ->check(CLI::Range(int64_t{1024}, int64_t{2047} << 20));
+  app.add_option("--max-batch-size", o->max_batch_size,
+                 "Most rows per engine call (and per request), per model")
+      ->envname("SELU_MAX_BATCH_SIZE")
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  app.add_option("--max-queue-delay-us", o->max_queue_delay_us,
+                 "How long a queued request may wait for others to batch with (0: never wait)")
+      ->envname("SELU_MAX_QUEUE_DELAY_US")
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
+  app.add_option("--max-queue-size", o->max_queue_size,
+                 "Requests waiting per model before RESOURCE_EXHAUSTED")
+      ->envname("SELU_MAX_QUEUE_SIZE")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  app.add_option("--preferred-batch-size", o->preferred_batch_sizes,
+                 "Batch sizes dispatched as soon as reached (repeatable)")
+      ->envname("SELU_PREFERRED_BATCH_SIZE")
+      ->delimiter(',');
+  app.add_option("--instances", o->instances,
+                 "Batch worker threads per model (each runs oneDNN single-threaded)")
+      ->envname("SELU_INSTANCES")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--engine-primitive", o->engine_primitive,
+                 "oneDNN primitive per layer")
+      ->envname("SELU_ENGINE_PRIMITIVE")
+      ->check(CLI::IsMember({"inner_product", "matmul"}));
+  app.add_option("--shutdown-grace", o->shutdown_grace_seconds,
+                 "Seconds queued and in-flight requests get to finish after SIGTERM/SIGINT")
+      ->envname("SELU_SHUTDOWN_GRACE")
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
+      ->envname("SELU_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", o->log_format, "text or json (one JSON object per line)")
+      ->envname("SELU_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return std::nullopt;
+}
+
+}  // namespace selu

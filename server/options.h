@@ -1,0 +1,39 @@
+// Command-line options of selu-serve. Every flag has a SELU_* environment
+// variable equivalent (flag wins); `selu-serve --help` lists them with their
+// defaults.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace selu {
+
+struct ServerOptions {
+  std::string model_repository = "models";
+  std::string grpc_address = "0.0.0.0:8001";
+  std::string metrics_address = "0.0.0.0:8002";
+  // Written with the bound gRPC port once listening (for tests and scripts
+  // that use port 0).
+  std::string port_file;
+  int64_t max_receive_message_bytes = 64 << 20;
+
+  // Batching defaults for every model (config.pbtxt will override per model).
+  int64_t max_batch_size = 64;
+  int64_t max_queue_delay_us = 100;
+  int64_t max_queue_size = 1024;
+  std::vector<int64_t> preferred_batch_sizes;
+  int instances = 1;          // batch worker threads per model
+  std::string engine_primitive = "inner_product";  // or "matmul"
+
+  double shutdown_grace_seconds = 10.0;
+  std::string log_level = "info";
+  std::string log_format = "text";  // or "json"
+};
+
+// Parses argv. On --help or an error, prints and returns the exit code to use
+// (0 for --help); otherwise returns nullopt and fills `options`.
+std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* options);
+
+}  // namespace selu

@@ -1,0 +1,131 @@
+#include "server/server_app.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_builder.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "server/logging.h"
+
+namespace selu {
+namespace {
+
+// Writes atomically (temp file + rename) so a reader never sees a partial port.
+bool WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!(out << port << "\n")) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
+  std::unique_ptr<ServerApp> app(new ServerApp());
+  app->options_ = options;
+  const auto* v = dnnl::version();
+  app->service_ = std::make_unique<grpc_transport::InferenceService>(
+      grpc_transport::InferenceServiceOptions{.server_name = "selu-serve",
+                                              .server_version = SELU_VERSION});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &app->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
+  builder.SetMaxSendMessageSize(-1);
+  builder.RegisterService(app->service_.get());
+  app->server_ = builder.BuildAndStart();
+  if (!app->server_ || app->port_ == 0) {
+    return core::UnavailableError("cannot listen on " + options.grpc_address +
+                                  " (address in use or not permitted?)");
+  }
+  app->SetHealth(false);
+  spdlog::info(LogText("listening on " + options.grpc_address + " (port " +
+                       std::to_string(app->port_) + "), selu-serve " SELU_VERSION ", oneDNN " +
+                       std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                       std::to_string(v->patch)));
+  if (!options.port_file.empty() && !WritePortFile(options.port_file, app->port_)) {
+    return core::FailedPreconditionError("cannot write port file '" + options.port_file + "'");
+  }
+  SELU_RETURN_IF_ERROR(app->LoadModels());
+  app->SetHealth(true);
+  return app;
+}
+
+ServerApp::~ServerApp() { Shutdown(); }
+
+core::Status ServerApp::LoadModels() {
+  core::ModelServingOptions serving;
+  serving.engine.primitive = options_.engine_primitive == "matmul"
+                                 ? core::EnginePrimitive::kMatmul
+                                 : core::EnginePrimitive::kInnerProduct;
+  serving.batcher.max_batch_size = options_.max_batch_size;
+  serving.batcher.max_queue_delay = std::chrono::microseconds(options_.max_queue_delay_us);
+  serving.batcher.max_queue_size = options_.max_queue_size;
+  serving.batcher.preferred_batch_sizes = options_.preferred_batch_sizes;
+  serving.batcher.instances = options_.instances;
+  const auto start = std::chrono::steady_clock::now();
+  auto registry = core::ModelRegistry::LoadRepository(options_.model_repository, serving);
+  if (!registry.ok()) return registry.status();
+  registry_ = std::move(registry).value();
+  for (const auto& e : registry_->Index()) {
+    if (e.model) {
+      const auto& spec = e.model->spec();
+      spdlog::info(LogText("model '" + e.name + "' version " + std::to_string(e.version) +
+                           " READY: " + std::to_string(spec.layers.size()) + " layers, " +
+                           std::to_string(spec.input_features) + " -> " +
+                           std::to_string(spec.output_features) + ", max_batch_size " +
+                           std::to_string(e.model->max_batch_size())));
+    } else {
+      spdlog::error(LogText("model '" + e.name + "' UNAVAILABLE: " + e.reason));
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info(LogText("models loaded in " + std::to_string(seconds) + " s from '" +
+                       options_.model_repository + "'"));
+  service_->SetRegistry(registry_.get());
+  return core::OkStatus();
+}
+
+void ServerApp::SetHealth(bool serving) {
+  auto* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  const bool all_ready = serving && registry_ && registry_->AllReady();
+  health->SetServingStatus("", all_ready);
+  health->SetServingStatus("inference.GRPCInferenceService", serving);
+  if (registry_) {
+    for (const auto& e : registry_->Index()) {
+      health->SetServingStatus(e.name, serving && e.model != nullptr);
+    }
+  }
+}
+
+void ServerApp::Shutdown() {
+  if (shut_down_ || !server_) return;
+  shut_down_ = true;
+  const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options_.shutdown_grace_seconds));
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  spdlog::info(LogText("shutting down: draining for at most " +
+                       std::to_string(options_.shutdown_grace_seconds) + " s"));
+  SetHealth(false);
+  service_->BeginShutdown();
+  if (registry_) registry_->DrainAll(deadline);
+  // Queues are empty: what remains in flight is answered or cancelled now.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  server_->Wait();
+  spdlog::info("stopped");
+}
+
+}  // namespace selu

@@ -1,0 +1,43 @@
+// ServerApp: selu-serve's objects wired together — model registry, inference
+// service, health and reflection on one gRPC server — with the start-up and
+// graceful-shutdown sequences.
+//
+// Start(): gRPC listens first with health NOT_SERVING, then the models load,
+// then health turns SERVING for "" and for each ready model. Shutdown():
+// health NOT_SERVING, new inference calls UNAVAILABLE, queued and in-flight
+// calls finish within the grace period, then the server stops.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <memory>
+
+#include "server/core/model_registry.h"
+#include "server/core/status.h"
+#include "server/grpc/inference_service.h"
+#include "server/options.h"
+
+namespace selu {
+
+class ServerApp {
+ public:
+  static core::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerOptions& options);
+  ~ServerApp();
+
+  int grpc_port() const { return port_; }
+  void Shutdown();
+
+ private:
+  ServerApp() = default;
+  core::Status LoadModels();
+  void SetHealth(bool serving);
+
+  ServerOptions options_;
+  std::unique_ptr<core::ModelRegistry> registry_;
+  std::unique_ptr<grpc_transport::InferenceService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace selu

@@ -1,0 +1,443 @@
+"""Shared helpers for the integration tests: start the real selu-serve, talk to it.
+
+Environment (set by ctest, see CMakeLists.txt):
+  SELU_SERVE_BIN   the selu-serve binary
+  SELU_STUBS_DIR   Python stubs generated from proto/grpc_service.proto and
+                   protos/grpc/{health,reflection} (grpc_service_pb2, health_pb2, ...)
+  SELU_SOURCE_DIR  the repository root (bundled model, models/onnx_mlp_eval.py)
+
+`SeluServer` starts the binary on port 0 with --port-file, waits until health
+says SERVING, and on stop() sends SIGTERM and checks the exit code. Servers are
+killed on every failure path: the child gets SIGKILL if this process dies
+(PR_SET_PDEATHSIG), and an atexit hook kills any still running.
+"""
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import numpy as np
+
+
+def _require_env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError("environment variable %s is not set (run through ctest)" % name)
+    return value
+
+
+SERVE_BIN = _require_env("SELU_SERVE_BIN")
+STUBS_DIR = _require_env("SELU_STUBS_DIR")
+SOURCE_DIR = _require_env("SELU_SOURCE_DIR")
+sys.path.insert(0, STUBS_DIR)
+sys.path.insert(0, os.path.join(SOURCE_DIR, "models"))
+
+import grpc  # noqa: E402
+import onnx  # noqa: E402
+
+import grpc_service_pb2 as pb  # noqa: E402,F401
+import grpc_service_pb2_grpc as pb_grpc  # noqa: E402
+import health_pb2  # noqa: E402,F401
+import health_pb2_grpc  # noqa: E402
+import onnx_mlp_eval  # noqa: E402
+import reflection_pb2  # noqa: E402,F401  (re-exported for the tests)
+import reflection_pb2_grpc  # noqa: E402
+
+BUNDLED_REPOSITORY = os.path.join(SOURCE_DIR, "models")
+BUNDLED_MODEL = "digits_snn"
+BUNDLED_ONNX = os.path.join(BUNDLED_REPOSITORY, BUNDLED_MODEL, "1", "model.onnx")
+HELDOUT_CSV = os.path.join(BUNDLED_REPOSITORY, BUNDLED_MODEL, "heldout.csv")
+
+# Outputs must equal the numpy reference (models/onnx_mlp_eval.py) this closely:
+# oneDNN's fp32 kernels and numpy's fp32 matmul differ only in summation order.
+TOLERANCE = 1e-5
+START_TIMEOUT_S = 60.0
+
+_running = set()
+
+
+def _kill_leftovers():
+    for proc in list(_running):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+atexit.register(_kill_leftovers)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class SeluServer:
+    """One selu-serve process on a free port, with its log in a file.
+
+    ready_service: the health service name that must be SERVING before start()
+    returns ("" = every model ready; a model name for repositories where some
+    model is expected to fail). None: wait for the port only.
+    """
+
+    def __init__(self, *args, repository=BUNDLED_REPOSITORY, env=None, ready_service="",
+                 grace_s=10.0):
+        self.args = list(args)
+        self.repository = repository
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.ready_service = ready_service
+        self.grace_s = grace_s
+        self.proc = None
+        self.port = None
+        self.channel = None
+        self.workdir = tempfile.mkdtemp(prefix="selu-it-")
+        self.log_path = os.path.join(self.workdir, "server.log")
+
+    # ---- lifecycle
+
+    def start(self):
+        port_file = os.path.join(self.workdir, "port")
+        cmd = [SERVE_BIN, "--model-repository", self.repository,
+               "--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
+               "--port-file", port_file, "--shutdown-grace", str(self.grace_s)] + self.args
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.env, preexec_fn=_die_with_parent)
+        _running.add(self.proc)
+        try:
+            self.port = self._wait_for_port(port_file)
+            self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
+            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
+            if self.ready_service is not None:
+                self.wait_for_health(self.ready_service, health_pb2.HealthCheckResponse.SERVING)
+        except BaseException:
+            self.kill()
+            sys.stderr.write(self.describe_failure("server did not start"))
+            raise
+        return self
+
+    def _wait_for_port(self, port_file):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError("selu-serve exited with %d before listening"
+                                       % self.proc.returncode)
+            try:
+                with open(port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    return int(text)
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        raise ServerStartError("no port file after %.0f s" % START_TIMEOUT_S)
+
+    def wait_for_health(self, service, status, timeout=START_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError("selu-serve exited with %d" % self.proc.returncode)
+            try:
+                last = self.health().Check(health_pb2.HealthCheckRequest(service=service),
+                                           timeout=5).status
+                if last == status:
+                    return
+            except grpc.RpcError as e:
+                last = e.code()
+            time.sleep(0.02)
+        raise ServerStartError("health of %r is %s after %.0f s, wanted %s"
+                               % (service, last, timeout, status))
+
+    def terminate(self):
+        """Sends SIGTERM (the graceful drain starts)."""
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout):
+        """Waits for exit and returns the exit code (kills on timeout and raises)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("selu-serve did not exit within %.1f s of SIGTERM" % timeout)
+
+    def stop(self):
+        """SIGTERM, then the exit code (must be 0, checked by the caller)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.terminate()
+        code = self.wait(self.grace_s + 15)
+        self._close()
+        return code
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _close(self):
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc is not None:
+            _running.discard(self.proc)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def cleanup_files(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---- logs
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def describe_failure(self, what):
+        text = self.log_text()
+        if len(text) > 20000:
+            text = "...\n" + text[-20000:]
+        return "\n==== %s; selu-serve %s log (%s) ====\n%s\n==== end of log ====\n" % (
+            what, " ".join(self.args), self.log_path, text)
+
+    # ---- stubs
+
+    def inference(self, channel=None):
+        return pb_grpc.GRPCInferenceServiceStub(channel or self.channel)
+
+    def health(self):
+        return health_pb2_grpc.HealthStub(self.channel)
+
+    def reflection(self):
+        return reflection_pb2_grpc.ServerReflectionStub(self.channel)
+
+    def new_channel(self):
+        return grpc.insecure_channel("127.0.0.1:%d" % self.port)
+
+
+def test_has_failed(test):
+    """Whether `test` (running now) has already failed: unittest records
+    failures in the result as they happen (sub-tests included)."""
+    outcome = getattr(test, "_outcome", None)
+    result = getattr(outcome, "result", None)
+    if result is None:
+        return False
+    return any(getattr(t, "test_case", t) is test for t, _ in result.errors + result.failures)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Base class: start_server() starts a server that is stopped (SIGTERM,
+    exit code 0 asserted) after the test, and whose log is printed if the
+    test failed."""
+
+    def start_server(self, *args, **kwargs):
+        server = SeluServer(*args, **kwargs)
+        server.start()
+        self.addCleanup(self._stop_server, server)
+        return server
+
+    def _test_failed(self):
+        return test_has_failed(self)
+
+    def _stop_server(self, server):
+        try:
+            if server.proc.poll() is None:
+                code = server.stop()
+                if code != 0:
+                    sys.stderr.write(server.describe_failure("exit code %d" % code))
+                    raise AssertionError("selu-serve exited with %d after SIGTERM, wanted 0"
+                                         % code)
+            else:
+                server._close()
+            if self._test_failed():
+                sys.stderr.write(server.describe_failure("test failed"))
+        finally:
+            server.kill()
+            server.cleanup_files()
+
+
+class SharedServerTestCase(unittest.TestCase):
+    """One server for the whole class (fast tests that do not change server
+    state). SERVER_ARGS / SERVER_KWARGS configure it."""
+
+    SERVER_ARGS = ()
+    SERVER_KWARGS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = SeluServer(*cls.SERVER_ARGS, **cls.SERVER_KWARGS).start()
+        cls.stub = cls.server.inference()
+        cls._any_failed = False
+
+    @classmethod
+    def tearDownClass(cls):
+        server = cls.server
+        try:
+            code = server.stop()
+            if code != 0 or cls._any_failed:
+                sys.stderr.write(server.describe_failure(
+                    "exit code %d" % code if code != 0 else "a test failed"))
+            if code != 0:
+                raise AssertionError("selu-serve exited with %d after SIGTERM, wanted 0" % code)
+        finally:
+            server.kill()
+            server.cleanup_files()
+
+    def tearDown(self):
+        if test_has_failed(self):
+            type(self)._any_failed = True
+
+
+# ---- models and reference outputs
+
+def load_heldout():
+    """(x float32 [n,64] pixel values 0..16, labels int64 [n])."""
+    return onnx_mlp_eval.read_heldout_csv(HELDOUT_CSV)
+
+
+class ReferenceModel:
+    """An ONNX MLP and its numpy evaluation (models/onnx_mlp_eval.py)."""
+
+    def __init__(self, path, name):
+        self.path = path
+        self.name = name
+        self.model = onnx.load(path)
+        g = self.model.graph
+        inits = {i.name for i in g.initializer}
+        self.input_name = [i.name for i in g.input if i.name not in inits][0]
+        self.output_name = g.output[0].name
+
+    def __call__(self, x):
+        outputs, _ = onnx_mlp_eval.run(self.model, np.asarray(x, dtype=np.float32))
+        return outputs[self.output_name]
+
+
+def bundled_reference():
+    return ReferenceModel(BUNDLED_ONNX, BUNDLED_MODEL)
+
+
+def export_selu_mlp(path, sizes, seed, softmax=False):
+    """Writes an nn.Sequential(Linear, SELU, ..., Linear[, Softmax]) with a
+    dynamic batch axis to `path` (input 'x', output 'y')."""
+    import torch  # slow import: only where a model is made
+
+    torch.manual_seed(seed)
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.SELU())
+    if softmax:
+        layers.append(torch.nn.Softmax(dim=-1))
+    net = torch.nn.Sequential(*layers).eval()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.onnx.export(net, torch.zeros(2, sizes[0]), path, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      opset_version=13)
+    return path
+
+
+def link_bundled_model(repository):
+    """Puts the bundled digits_snn model (version 1) into `repository`."""
+    dst = os.path.join(repository, BUNDLED_MODEL, "1")
+    os.makedirs(dst, exist_ok=True)
+    shutil.copyfile(BUNDLED_ONNX, os.path.join(dst, "model.onnx"))
+
+
+# ---- requests and responses
+
+def infer_request(x, model=BUNDLED_MODEL, input_name="input", datatype="FP32", raw=True,
+                  request_id="", version="", outputs=()):
+    """A ModelInferRequest carrying x ([rows, features]) as `datatype`.
+
+    raw: raw_input_contents (little-endian) instead of typed contents. For
+    FP16/BF16 (raw only) x is rounded to that type here.
+    """
+    x = np.asarray(x)
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
+    tensor = req.inputs.add(name=input_name, datatype=datatype, shape=list(x.shape))
+    for name in outputs:
+        req.outputs.add(name=name)
+    if raw:
+        req.raw_input_contents.append(encode_raw(x, datatype))
+    elif datatype == "FP32":
+        tensor.contents.fp32_contents.extend(np.asarray(x, np.float32).ravel().tolist())
+    elif datatype == "FP64":
+        tensor.contents.fp64_contents.extend(np.asarray(x, np.float64).ravel().tolist())
+    else:
+        raise ValueError("no typed contents for " + datatype)
+    return req
+
+
+def encode_raw(x, datatype):
+    x = np.asarray(x)
+    if datatype == "FP32":
+        return np.ascontiguousarray(x, dtype="<f4").tobytes()
+    if datatype == "FP64":
+        return np.ascontiguousarray(x, dtype="<f8").tobytes()
+    if datatype == "FP16":
+        return np.ascontiguousarray(x, dtype="<f2").tobytes()
+    if datatype == "BF16":
+        return np.ascontiguousarray(to_bf16_bits(x), dtype="<u2").tobytes()
+    raise ValueError(datatype)
+
+
+def to_bf16_bits(x):
+    """Round-to-nearest-even float32 → bfloat16 bit patterns (finite x)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def bf16_bits_to_float(b):
+    return (np.asarray(b, dtype=np.uint32) << 16).view(np.float32)
+
+
+def response_output(resp, rows, features):
+    """The single output of `resp` as float32 [rows, features], raw or typed."""
+    if len(resp.outputs) != 1:
+        raise AssertionError("expected 1 output, got %d" % len(resp.outputs))
+    out = resp.outputs[0]
+    if list(out.shape) != [rows, features]:
+        raise AssertionError("output shape %s, wanted %s" % (list(out.shape), [rows, features]))
+    if out.datatype != "FP32":
+        raise AssertionError("output datatype %r, wanted FP32" % out.datatype)
+    if len(resp.raw_output_contents):
+        if len(out.contents.fp32_contents):
+            raise AssertionError("output has both raw and typed contents")
+        data = np.frombuffer(resp.raw_output_contents[0], dtype="<f4")
+    else:
+        data = np.asarray(out.contents.fp32_contents, dtype=np.float32)
+    if data.size != rows * features:
+        raise AssertionError("output holds %d values, wanted %d" % (data.size, rows * features))
+    return data.reshape(rows, features)
+
+
+def statistics(stub, model=BUNDLED_MODEL, version=""):
+    """The ModelStatistics entry for one model (asserts there is exactly one)."""
+    resp = stub.ModelStatistics(pb.ModelStatisticsRequest(name=model, version=version),
+                                timeout=10)
+    entries = [s for s in resp.model_stats if s.name == model]
+    if len(entries) != 1:
+        raise AssertionError("ModelStatistics for %r: %d entries: %s" % (model, len(entries),
+                                                                          resp))
+    return entries[0]
