@@ -1,6 +1,9 @@
 // selu-serve: parse options, start the server, wait for SIGTERM/SIGINT, drain.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "server/logging.h"
 #include "server/options.h"
@@ -27,6 +30,12 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info(selu::LogText(std::string("received ") + strsignal(signal_number)));
-  (*app)->Shutdown();
-  return 0;
+  (*app)->Drain();
+  // Every accepted request has been answered. Exiting now, rather than
+  // through grpc::Server::Shutdown, means a call still arriving sees the
+  // connection close (UNAVAILABLE, retried by clients) instead of CANCELLED.
+  spdlog::info("stopped");
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  _exit(0);
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "server/logging.h"
 
@@ -62,7 +63,7 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   return app;
 }
 
-ServerApp::~ServerApp() { Shutdown(); }
+ServerApp::~ServerApp() { Stop(); }
 
 core::Status ServerApp::LoadModels() {
   core::ModelServingOptions serving;
@@ -111,9 +112,9 @@ void ServerApp::SetHealth(bool serving) {
   }
 }
 
-void ServerApp::Shutdown() {
-  if (shut_down_ || !server_) return;
-  shut_down_ = true;
+void ServerApp::Drain() {
+  if (drained_ || !server_) return;
+  drained_ = true;
   const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(options_.shutdown_grace_seconds));
   const auto deadline = std::chrono::steady_clock::now() + grace;
@@ -122,6 +123,25 @@ void ServerApp::Shutdown() {
   SetHealth(false);
   service_->BeginShutdown();
   if (registry_) registry_->DrainAll(deadline);
+  // Every request is answered; wait until the answers are on the wire.
+  while (service_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Let health watchers receive NOT_SERVING and refused calls their
+  // UNAVAILABLE before the process may exit (bounded by the grace).
+  std::this_thread::sleep_until(
+      std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  if (service_->in_flight() > 0) {
+    spdlog::warn(LogText(std::to_string(service_->in_flight()) +
+                         " inference calls still in flight at the end of the grace period"));
+  }
+  spdlog::info("drained");
+}
+
+void ServerApp::Stop() {
+  if (stopped_ || !server_) return;
+  Drain();
+  stopped_ = true;
   // Queues are empty: what remains in flight is answered or cancelled now.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();

@@ -3,9 +3,9 @@
 // graceful-shutdown sequences.
 //
 // Start(): gRPC listens first with health NOT_SERVING, then the models load,
-// then health turns SERVING for "" and for each ready model. Shutdown():
-// health NOT_SERVING, new inference calls UNAVAILABLE, queued and in-flight
-// calls finish within the grace period, then the server stops.
+// then health turns SERVING for "" and for each ready model. Drain(): health
+// NOT_SERVING, new inference calls UNAVAILABLE, queued and in-flight calls
+// finish within the grace period. Stop(): grpc::Server::Shutdown.
 #pragma once
 
 #include <grpcpp/server.h>
@@ -25,7 +25,14 @@ class ServerApp {
   ~ServerApp();
 
   int grpc_port() const { return port_; }
-  void Shutdown();
+  // Refuses new inference (UNAVAILABLE), turns health NOT_SERVING and waits
+  // up to the shutdown grace for queued and running requests. Idempotent.
+  void Drain();
+  // Drain(), then stops the gRPC server. A call that reaches the server while
+  // grpc::Server::Shutdown runs is answered CANCELLED by gRPC itself, so a
+  // process that is about to exit should Drain() and exit instead: its peers
+  // then see UNAVAILABLE, which they retry.
+  void Stop();
 
  private:
   ServerApp() = default;
@@ -37,7 +44,8 @@ class ServerApp {
   std::unique_ptr<grpc_transport::InferenceService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  bool shut_down_ = false;
+  bool drained_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace selu

@@ -32,8 +32,10 @@ Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
 class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceRequest {
  public:
   InferCall(std::shared_ptr<core::ServableModel> model, inference::ModelInferResponse* response,
-            Clock::time_point arrival)
-      : model_(std::move(model)), response_(response), arrival_(arrival) {}
+            Clock::time_point arrival, std::atomic<int64_t>* in_flight)
+      : model_(std::move(model)), response_(response), arrival_(arrival), in_flight_(in_flight) {
+    in_flight_->fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Validates and queues; a non-OK status means nothing was queued.
   core::Status Start(const inference::ModelInferRequest& request,
@@ -62,12 +64,17 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    std::atomic<int64_t>* in_flight = in_flight_;
+    delete this;
+    in_flight->fetch_sub(1, std::memory_order_release);
+  }
 
  private:
   std::shared_ptr<core::ServableModel> model_;
   inference::ModelInferResponse* response_;
   Clock::time_point arrival_;
+  std::atomic<int64_t>* in_flight_;
   DecodedInput input_;
   std::atomic<bool> cancelled_{false};
 };
@@ -162,7 +169,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->model_name(), request->model_version());
   if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
-  auto* call = new InferCall(*model, response, arrival);
+  auto* call = new InferCall(*model, response, arrival, &in_flight_);
   core::Status status;
   try {
     status = call->Start(*request, *context);

@@ -35,6 +35,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // From now on ModelInfer answers UNAVAILABLE and ServerReady false; calls
   // already accepted complete.
   void BeginShutdown() { shutting_down_.store(true, std::memory_order_relaxed); }
+  // ModelInfer calls accepted and not yet completed on the wire (gRPC's
+  // OnDone), i.e. answers a client could still lose if the process exited.
+  int64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
@@ -66,6 +69,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   std::atomic<core::ModelRegistry*> registry_{nullptr};
   InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<int64_t> in_flight_{0};
 };
 
 }  // namespace selu::grpc_transport
