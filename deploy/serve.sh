@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian packages), builds the release preset and
-# serves the bundled model repository (models/).
+# serves the bundled model repository (models/) on port 8001.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +8,6 @@ deploy/install-deps.sh build
 cmake --preset serve
 cmake --build --preset serve -j "$(nproc)"
 
-if [[ -x build/serve/server/selu-serve ]]; then
-  exec build/serve/server/selu-serve --model-repository models "$@"
-fi
-echo "serve.sh: built selu::core; the selu-serve binary is not part of this build yet" \
-  "(see the gRPC server issue). The engine is exercised by deploy/test.sh." >&2
+# gRPC on 0.0.0.0:8001 by default; extra arguments go to selu-serve
+# (deploy/serve.sh --help lists them).
+exec build/serve/server/selu-serve --model-repository models "$@"
