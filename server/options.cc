@@ -19,11 +19,14 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "host:port the gRPC service listens on (port 0 picks a free port)")
       ->envname("SELU_GRPC_ADDRESS");
   app.add_option("--metrics-address", o->metrics_address,
-                 "host:port of the Prometheus /metrics endpoint")
+                 "host:port of the Prometheus /metrics endpoint (empty: none)")
       ->envname("SELU_METRICS_ADDRESS");
   app.add_option("--port-file", o->port_file,
                  "Write the bound gRPC port to this file once listening")
       ->envname("SELU_PORT_FILE");
+  app.add_option("--metrics-port-file", o->metrics_port_file,
+                 "Write the bound metrics port to this file once listening")
+      ->envname("SELU_METRICS_PORT_FILE");
   app.add_option("--max-receive-message-bytes", o->max_receive_message_bytes,
                  "Largest request accepted; larger ones get RESOURCE_EXHAUSTED")
       ->envname("SELU_MAX_RECEIVE_MESSAGE_BYTES")

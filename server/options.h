@@ -13,10 +13,12 @@ namespace selu {
 struct ServerOptions {
   std::string model_repository = "models";
   std::string grpc_address = "0.0.0.0:8001";
-  std::string metrics_address = "0.0.0.0:8002";
+  std::string metrics_address = "0.0.0.0:8002";  // empty: no metrics endpoint
   // Written with the bound gRPC port once listening (for tests and scripts
   // that use port 0).
   std::string port_file;
+  // Same for the metrics port.
+  std::string metrics_port_file;
   int64_t max_receive_message_bytes = 64 << 20;
 
   // Batching defaults for every model (config.pbtxt will override per model).

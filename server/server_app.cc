@@ -1,6 +1,7 @@
 #include "server/server_app.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -28,6 +29,22 @@ bool WritePortFile(const std::string& path, int port) {
   return !ec;
 }
 
+std::string CpuIsaName() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    default: return "other";
+  }
+}
+
 }  // namespace
 
 core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
@@ -41,6 +58,12 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!options.metrics_address.empty()) {
+    app->grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>();
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(app->grpc_metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &app->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(-1);
@@ -58,6 +81,7 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   if (!options.port_file.empty() && !WritePortFile(options.port_file, app->port_)) {
     return core::FailedPreconditionError("cannot write port file '" + options.port_file + "'");
   }
+  SELU_RETURN_IF_ERROR(app->StartMetrics());
   SELU_RETURN_IF_ERROR(app->LoadModels());
   app->SetHealth(true);
   return app;
@@ -96,6 +120,41 @@ core::Status ServerApp::LoadModels() {
   spdlog::info(LogText("models loaded in " + std::to_string(seconds) + " s from '" +
                        options_.model_repository + "'"));
   service_->SetRegistry(registry_.get());
+  if (inference_metrics_) inference_metrics_->SetRegistry(registry_.get());
+  return core::OkStatus();
+}
+
+core::Status ServerApp::StartMetrics() {
+  if (options_.metrics_address.empty()) return core::OkStatus();
+  const auto* v = dnnl::version();
+  metrics::BuildInfo build{
+      .version = SELU_VERSION,
+      .onednn = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                std::to_string(v->patch),
+      .grpc = grpc::Version(),
+      .isa = CpuIsaName(),
+  };
+  inference_metrics_ = std::make_shared<metrics::InferenceCollector>(
+      std::move(build), [service = service_.get()] { return service->in_flight(); });
+  process_metrics_ = std::make_shared<metrics::ProcessCollector>();
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
+  } catch (const std::exception& e) {
+    return core::UnavailableError("cannot serve metrics on " + options_.metrics_address + ": " +
+                                  e.what());
+  }
+  exposer_->RegisterCollectable(inference_metrics_);
+  exposer_->RegisterCollectable(grpc_metrics_);
+  exposer_->RegisterCollectable(process_metrics_);
+  const auto ports = exposer_->GetListeningPorts();
+  metrics_port_ = ports.empty() ? 0 : ports.front();
+  spdlog::info(LogText("metrics on http://" + options_.metrics_address + "/metrics (port " +
+                       std::to_string(metrics_port_) + ")"));
+  if (!options_.metrics_port_file.empty() &&
+      !WritePortFile(options_.metrics_port_file, metrics_port_)) {
+    return core::FailedPreconditionError("cannot write port file '" +
+                                         options_.metrics_port_file + "'");
+  }
   return core::OkStatus();
 }
 

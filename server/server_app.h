@@ -9,12 +9,15 @@
 #pragma once
 
 #include <grpcpp/server.h>
+#include <prometheus/exposer.h>
 
 #include <memory>
 
 #include "server/core/model_registry.h"
 #include "server/core/status.h"
 #include "server/grpc/inference_service.h"
+#include "server/metrics/grpc_metrics.h"
+#include "server/metrics/inference_collector.h"
 #include "server/options.h"
 
 namespace selu {
@@ -25,6 +28,7 @@ class ServerApp {
   ~ServerApp();
 
   int grpc_port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
   // Refuses new inference (UNAVAILABLE), turns health NOT_SERVING and waits
   // up to the shutdown grace for queued and running requests. Idempotent.
   void Drain();
@@ -38,12 +42,18 @@ class ServerApp {
   ServerApp() = default;
   core::Status LoadModels();
   void SetHealth(bool serving);
+  core::Status StartMetrics();
 
   ServerOptions options_;
   std::unique_ptr<core::ModelRegistry> registry_;
   std::unique_ptr<grpc_transport::InferenceService> service_;
+  std::shared_ptr<metrics::GrpcServerMetrics> grpc_metrics_;
+  std::shared_ptr<metrics::InferenceCollector> inference_metrics_;
+  std::shared_ptr<metrics::ProcessCollector> process_metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  int metrics_port_ = 0;
   bool drained_ = false;
   bool stopped_ = false;
 };

@@ -104,7 +104,9 @@ StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::LoadRepository(
     }
     e.version = newest;
     const std::string path = (dir / std::to_string(newest) / "model.onnx").string();
+    const Clock::time_point load_start = Clock::now();
     auto model = ServableModel::Load(e.name, newest, path, options);
+    registry->RecordLoad(e.name, model.ok(), Clock::now() - load_start);
     if (model.ok()) {
       e.state = ModelState::kReady;
       e.model = std::move(model).value();
@@ -148,6 +150,21 @@ StatusOr<std::shared_ptr<ServableModel>> ModelRegistry::Find(std::string_view na
                             found->model->version_string() + " is draining");
   }
   return found->model;
+}
+
+void ModelRegistry::RecordLoad(const std::string& name, bool success, Clock::duration took) {
+  load_duration_ns_.Observe(static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(took).count())));
+  std::unique_lock lock(mu_);
+  auto it = std::find_if(load_counts_.begin(), load_counts_.end(),
+                         [&](const LoadCounts& c) { return c.name == name; });
+  if (it == load_counts_.end()) it = load_counts_.insert(load_counts_.end(), LoadCounts{name});
+  ++(success ? it->success : it->failure);
+}
+
+std::vector<ModelRegistry::LoadCounts> ModelRegistry::LoadCountsByModel() const {
+  std::shared_lock lock(mu_);
+  return load_counts_;
 }
 
 std::vector<ModelRegistry::Entry> ModelRegistry::Index() const {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "server/core/atomic_histogram.h"
 #include "server/core/dynamic_batcher.h"
 #include "server/core/mlp_engine.h"
 #include "server/core/model_spec.h"
@@ -98,6 +99,16 @@ class ModelRegistry {
                                                 std::string_view version) const;
 
   std::vector<Entry> Index() const;
+
+  // Model loads so far, for metrics: per model name, successes and failures,
+  // and the load-duration histogram (nanoseconds).
+  struct LoadCounts {
+    std::string name;
+    uint64_t success = 0;
+    uint64_t failure = 0;
+  };
+  std::vector<LoadCounts> LoadCountsByModel() const;
+  AtomicHistogram::Snapshot LoadDurations() const { return load_duration_ns_.Read(); }
   // Every model in the index is ready (and there is at least one).
   bool AllReady() const;
   // Drains every model until `deadline`.
@@ -105,8 +116,12 @@ class ModelRegistry {
 
  private:
   ModelRegistry() = default;
+  void RecordLoad(const std::string& name, bool success, Clock::duration took);
+
   mutable std::shared_mutex mu_;
   std::vector<Entry> entries_;  // sorted by name, then version
+  std::vector<LoadCounts> load_counts_;  // guarded by mu_
+  AtomicHistogram load_duration_ns_{LoadDurationBucketsNs()};
 };
 
 }  // namespace selu::core

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "server/core/atomic_histogram.h"
 #include "server/core/dynamic_batcher.h"
 #include "server/core/status.h"
 
@@ -33,6 +34,13 @@ struct ModelStatsSnapshot {
   DurationTotals compute_infer;  // engine time of the request's batch (successful requests)
   // Index = batch rows; entries with count 0 are omitted by readers.
   std::vector<DurationTotals> batches;
+
+  // For metrics exporters.
+  uint64_t requests_by_code[kStatusCodeCount] = {};  // every answered request, by final code
+  AtomicHistogram::Snapshot request_duration_ns;      // arrival → answer, every request
+  AtomicHistogram::Snapshot queue_duration_ns;        // enqueue → compute start, computed requests
+  AtomicHistogram::Snapshot compute_duration_ns;      // per engine call
+  AtomicHistogram::Snapshot batch_rows;               // per engine call
 };
 
 class ModelStats final : public BatchObserver {
@@ -44,7 +52,7 @@ class ModelStats final : public BatchObserver {
   void RecordRequest(const Status& status, Clock::time_point arrival,
                      const InferenceRequest& request);
   // A request refused before it reached the batcher (bad input, queue full...).
-  void RecordRefused(Clock::time_point arrival);
+  void RecordRefused(StatusCode code, Clock::time_point arrival);
   // BatchObserver: one engine call of `rows` rows.
   void OnBatch(int64_t rows, Clock::duration compute) override;
 
@@ -69,6 +77,11 @@ class ModelStats final : public BatchObserver {
   Counter success_, fail_, queue_, compute_infer_;
   std::unique_ptr<Counter[]> batches_;
   int64_t max_batch_size_;
+  std::atomic<uint64_t> codes_[kStatusCodeCount] = {};
+  AtomicHistogram request_duration_{LatencyBucketsNs()};
+  AtomicHistogram queue_duration_{LatencyBucketsNs()};
+  AtomicHistogram compute_duration_{LatencyBucketsNs()};
+  AtomicHistogram batch_rows_{BatchSizeBuckets()};
 };
 
 }  // namespace selu::core

@@ -36,6 +36,8 @@ enum class StatusCode : int {
   kUnauthenticated = 16,
 };
 
+inline constexpr int kStatusCodeCount = 17;
+
 // "INVALID_ARGUMENT", "NOT_FOUND", ...: the names gRPC and Prometheus use.
 std::string_view StatusCodeName(StatusCode code);
 

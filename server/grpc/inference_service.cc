@@ -177,7 +177,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     status = core::InternalError(std::string("unexpected error: ") + e.what());
   }
   if (!status.ok()) {
-    (*model)->stats().RecordRefused(arrival);
+    (*model)->stats().RecordRefused(status.code(), arrival);
     response->Clear();
     call->Finish(ToGrpcStatus(status));
   }
