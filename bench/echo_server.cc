@@ -9,6 +9,13 @@
 //   echo_server --address 127.0.0.1:0 --port-file /tmp/port
 //
 // SIGTERM or SIGINT stops it.
+//
+// Diagnostic modes (not the baseline): `--work-us N` burns N µs of CPU per
+// engine call, either inline in the reaction (`--mode inline`) or on one
+// worker thread that takes every queued call as one batch, burns N µs and
+// finishes them (`--mode handoff`: selu-serve's threading with
+// max_queue_delay 0, without its engine). They separate what the thread
+// hand-off costs from what the engine costs.
 #include <grpcpp/grpcpp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,10 +24,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "proto/grpc_service.grpc.pb.h"
 
@@ -28,8 +40,70 @@ namespace {
 
 constexpr int kOutputFeatures = 10;
 
+void BurnCpu(std::chrono::microseconds work) {
+  if (work.count() <= 0) return;
+  const auto end = std::chrono::steady_clock::now() + work;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+// --mode handoff: one worker, a mutex + condition variable queue, batches of
+// whatever is queued.
+class HandoffWorker {
+ public:
+  explicit HandoffWorker(std::chrono::microseconds work) : work_(work), thread_([this] { Run(); }) {}
+  ~HandoffWorker() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Submit(grpc::ServerUnaryReactor* reactor) {
+    bool wake;
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(reactor);
+      wake = idle_;
+    }
+    if (wake) cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::vector<grpc::ServerUnaryReactor*> batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      while (queue_.empty() && !stop_) {
+        idle_ = true;
+        cv_.wait(lock);
+        idle_ = false;
+      }
+      if (stop_) return;
+      batch.assign(queue_.begin(), queue_.end());
+      queue_.clear();
+      lock.unlock();
+      BurnCpu(work_);
+      for (auto* reactor : batch) reactor->Finish(grpc::Status::OK);
+      lock.lock();
+    }
+  }
+
+  std::chrono::microseconds work_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<grpc::ServerUnaryReactor*> queue_;
+  bool idle_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class EchoService final : public inference::GRPCInferenceService::CallbackService {
  public:
+  EchoService(std::chrono::microseconds work, HandoffWorker* handoff)
+      : work_(work), handoff_(handoff) {}
+
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override {
@@ -53,9 +127,18 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
       output->mutable_contents()->mutable_fp32_contents()->Resize(static_cast<int>(count), 0.0f);
     }
     auto* reactor = context->DefaultReactor();
+    if (handoff_ != nullptr) {
+      handoff_->Submit(reactor);
+      return reactor;
+    }
+    BurnCpu(work_);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+
+ private:
+  std::chrono::microseconds work_;
+  HandoffWorker* handoff_;
 };
 
 bool WritePortFile(const std::string& path, int port) {
@@ -85,9 +168,20 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--address", address, "host:port to listen on (port 0: a free port)");
   app.add_option("--port-file", port_file, "Write the bound port here once listening");
+  std::string mode = "inline";
+  int64_t work_us = 0;
+  app.add_option("--mode", mode, "Diagnostics: inline (answer in the reaction) or handoff "
+                                 "(answer from one worker thread, in batches)")
+      ->check(CLI::IsMember({"inline", "handoff"}));
+  app.add_option("--work-us", work_us, "Diagnostics: CPU burnt per engine call, in µs")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   CLI11_PARSE(app, argc, argv);
 
-  EchoService service;
+  std::unique_ptr<HandoffWorker> handoff;
+  if (mode == "handoff") {
+    handoff = std::make_unique<HandoffWorker>(std::chrono::microseconds(work_us));
+  }
+  EchoService service(std::chrono::microseconds(work_us), handoff.get());
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);

@@ -11,6 +11,8 @@
 #   REPEATS   rounds per load (each round: echo, config, echo, config, ...)  [2]
 #   DURATION  measured seconds per run [3]    WARMUP  seconds before measuring [1]
 #   ROWS      rows per request [1]            OUT     results folder [a new temp folder]
+#   DIAG      extra echo_server option sets, ';'-separated, run like configs  [none]
+#             e.g. "--mode handoff --work-us 8;--mode inline --work-us 8" (see echo_server.cc)
 #
 # Prints a table (median rps over the rounds, p50/p99, server CPU per 1k requests,
 # and selu/echo) and leaves every run's JSON line in $OUT/runs.jsonl.
@@ -60,6 +62,20 @@ PIDS+=($!)
 ECHO_PID=$!
 ECHO_PORT=$(wait_port "$OUT/echo.port" "$ECHO_PID")
 
+DIAG=${DIAG:-}
+DIAG_LIST=()
+DIAG_PIDS=()
+DIAG_PORTS=()
+if [[ -n $DIAG ]]; then IFS=';' read -r -a DIAG_LIST <<<"$DIAG"; fi
+for i in "${!DIAG_LIST[@]}"; do
+  # shellcheck disable=SC2086
+  "$ECHO_BIN" --address 127.0.0.1:0 --port-file "$OUT/diag$i.port" ${DIAG_LIST[$i]} \
+    2>"$OUT/diag$i.log" &
+  PIDS+=($!)
+  DIAG_PIDS+=($!)
+  DIAG_PORTS+=("$(wait_port "$OUT/diag$i.port" "$!")")
+done
+
 IFS=';' read -r -a CONFIG_LIST <<<"$CONFIGS"
 SELU_PIDS=()
 SELU_PORTS=()
@@ -91,8 +107,13 @@ for load in $LOADS; do
       run "echo" "$ECHO_PORT" "$ECHO_PID" "$c" "$k"
       run "selu ${CONFIG_LIST[$i]}" "${SELU_PORTS[$i]}" "${SELU_PIDS[$i]}" "$c" "$k"
     done
+    for i in "${!DIAG_LIST[@]}"; do
+      echo "  c=$c k=$k round $round: echo, then echo_server ${DIAG_LIST[$i]}" >&2
+      run "echo" "$ECHO_PORT" "$ECHO_PID" "$c" "$k"
+      run "diag ${DIAG_LIST[$i]}" "${DIAG_PORTS[$i]}" "${DIAG_PIDS[$i]}" "$c" "$k"
+    done
   done
 done
 
 /usr/bin/python3 bench/server_bench_table.py "$RUNS"
-echo "command: LOADS=\"$LOADS\" REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP ROWS=$ROWS $0 $BUILD" >&2
+echo "command: LOADS=\"$LOADS\" CONFIGS=\"$CONFIGS\" DIAG=\"$DIAG\" REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP ROWS=$ROWS $0 $BUILD" >&2

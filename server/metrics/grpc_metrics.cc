@@ -121,7 +121,7 @@ std::vector<prometheus::MetricFamily> GrpcServerMetrics::Collect() const {
           {"grpc_code", GrpcCodeName(static_cast<core::StatusCode>(code))});
       AddCounter(handled, with_code, double(n));
     }
-    AddHistogram(handling, labels, m->handling_ns.Read(), 1e-9);
+    AddHistogram(handling, labels, m->handling_ns.Read(), 1e9);
   }
   return {std::move(started), std::move(handled), std::move(handling)};
 }

@@ -57,9 +57,9 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
         AddCounter(requests, with_code, double(s.requests_by_code[code]));
       }
       AddCounter(rows, labels, double(s.inference_count));
-      AddHistogram(duration, labels, s.request_duration_ns, 1e-9);
-      AddHistogram(queue, labels, s.queue_duration_ns, 1e-9);
-      AddHistogram(compute, labels, s.compute_duration_ns, 1e-9);
+      AddHistogram(duration, labels, s.request_duration_ns, 1e9);
+      AddHistogram(queue, labels, s.queue_duration_ns, 1e9);
+      AddHistogram(compute, labels, s.compute_duration_ns, 1e9);
       AddHistogram(batch, labels, s.batch_rows, 1.0);
       AddGauge(depth, labels, double(entry.model->batcher().stats().queue_depth));
     }
@@ -67,7 +67,7 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
       AddCounter(loads, {{"model", counts.name}, {"result", "success"}}, double(counts.success));
       AddCounter(loads, {{"model", counts.name}, {"result", "failure"}}, double(counts.failure));
     }
-    AddHistogram(load_duration, {}, registry->LoadDurations(), 1e-9);
+    AddHistogram(load_duration, {}, registry->LoadDurations(), 1e9);
   }
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight,

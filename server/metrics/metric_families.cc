@@ -40,7 +40,7 @@ void AddGauge(prometheus::MetricFamily& family, Labels labels, double value) {
 }
 
 void AddHistogram(prometheus::MetricFamily& family, Labels labels,
-                  const core::AtomicHistogram::Snapshot& s, double scale) {
+                  const core::AtomicHistogram::Snapshot& s, double divisor) {
   prometheus::ClientMetric m;
   m.label = std::move(labels);
   uint64_t cumulative = 0;
@@ -48,14 +48,14 @@ void AddHistogram(prometheus::MetricFamily& family, Labels labels,
     cumulative += s.bucket_counts[i];
     prometheus::ClientMetric::Bucket b;
     b.cumulative_count = cumulative;
-    b.upper_bound = i < s.upper_bounds.size() ? double(s.upper_bounds[i]) * scale
+    b.upper_bound = i < s.upper_bounds.size() ? double(s.upper_bounds[i]) / divisor
                                               : std::numeric_limits<double>::infinity();
     m.histogram.bucket.push_back(b);
   }
   // The +Inf bucket and the count must agree even if a sample landed between
   // the reads of the buckets and of the count.
   m.histogram.sample_count = cumulative;
-  m.histogram.sample_sum = double(s.sum) * scale;
+  m.histogram.sample_sum = double(s.sum) / divisor;
   family.metric.push_back(std::move(m));
 }
 

@@ -21,9 +21,11 @@ prometheus::MetricFamily HistogramFamily(std::string name, std::string help);
 
 void AddCounter(prometheus::MetricFamily& family, Labels labels, double value);
 void AddGauge(prometheus::MetricFamily& family, Labels labels, double value);
-// `scale` converts the snapshot's integer units (e.g. 1e-9: ns → seconds).
+// `divisor` converts the snapshot's integer units (1e9: ns → seconds). A
+// division, not a multiplication by 1e-9, so bounds print exactly ("60",
+// not "60.00000000000001") and rules matching le="60" work.
 void AddHistogram(prometheus::MetricFamily& family, Labels labels,
-                  const core::AtomicHistogram::Snapshot& snapshot, double scale);
+                  const core::AtomicHistogram::Snapshot& snapshot, double divisor);
 
 // The code names go-grpc-prometheus uses ("OK", "InvalidArgument", ...).
 std::string GrpcCodeName(core::StatusCode code);

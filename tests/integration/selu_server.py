@@ -7,9 +7,11 @@ Environment (set by ctest, see CMakeLists.txt):
   SELU_SOURCE_DIR  the repository root (bundled model, models/onnx_mlp_eval.py)
 
 `SeluServer` starts the binary on port 0 with --port-file, waits until health
-says SERVING, and on stop() sends SIGTERM and checks the exit code. Servers are
-killed on every failure path: the child gets SIGKILL if this process dies
-(PR_SET_PDEATHSIG), and an atexit hook kills any still running.
+says SERVING, and on stop() sends SIGTERM and checks the exit code. Its
+Prometheus endpoint is on a free port too (--metrics-port-file; `metrics_port`,
+`scrape()`), or off with metrics=False. Servers are killed on every failure
+path: the child gets SIGKILL if this process dies (PR_SET_PDEATHSIG), and an
+atexit hook kills any still running.
 """
 
 import atexit
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import numpy as np
 
@@ -90,10 +93,12 @@ class SeluServer:
     ready_service: the health service name that must be SERVING before start()
     returns ("" = every model ready; a model name for repositories where some
     model is expected to fail). None: wait for the port only.
+    metrics: serve /metrics on a free port of 127.0.0.1 (its port is in
+    `metrics_port` once started); False passes --metrics-address "" (none).
     """
 
     def __init__(self, *args, repository=BUNDLED_REPOSITORY, env=None, ready_service="",
-                 grace_s=10.0):
+                 grace_s=10.0, metrics=True):
         self.args = list(args)
         self.repository = repository
         self.env = dict(os.environ)
@@ -102,6 +107,8 @@ class SeluServer:
         self.grace_s = grace_s
         self.proc = None
         self.port = None
+        self.metrics = metrics
+        self.metrics_port = None
         self.channel = None
         self.workdir = tempfile.mkdtemp(prefix="selu-it-")
         self.log_path = os.path.join(self.workdir, "server.log")
@@ -110,8 +117,14 @@ class SeluServer:
 
     def start(self):
         port_file = os.path.join(self.workdir, "port")
+        metrics_port_file = os.path.join(self.workdir, "metrics-port")
+        if self.metrics:
+            metrics_args = ["--metrics-address", "127.0.0.1:0",
+                            "--metrics-port-file", metrics_port_file]
+        else:
+            metrics_args = ["--metrics-address", ""]
         cmd = [SERVE_BIN, "--model-repository", self.repository,
-               "--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
+               "--grpc-address", "127.0.0.1:0"] + metrics_args + [
                "--port-file", port_file, "--shutdown-grace", str(self.grace_s)] + self.args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
@@ -119,6 +132,9 @@ class SeluServer:
         _running.add(self.proc)
         try:
             self.port = self._wait_for_port(port_file)
+            if self.metrics:
+                # Written just after the gRPC port file, before models load.
+                self.metrics_port = self._wait_for_port(metrics_port_file)
             self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
             grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
             if self.ready_service is not None:
@@ -219,6 +235,20 @@ class SeluServer:
         return "\n==== %s; selu-serve %s log (%s) ====\n%s\n==== end of log ====\n" % (
             what, " ".join(self.args), self.log_path, text)
 
+    # ---- metrics
+
+    def metrics_url(self):
+        if self.metrics_port is None:
+            raise AssertionError("this server has no metrics endpoint")
+        return "http://127.0.0.1:%d/metrics" % self.metrics_port
+
+    def scrape(self, timeout=10):
+        """The Prometheus text exposition served on /metrics, as str."""
+        with http_get(self.metrics_url(), timeout=timeout) as resp:
+            if resp.status != 200:
+                raise AssertionError("GET /metrics: HTTP %d" % resp.status)
+            return resp.read().decode("utf-8")
+
     # ---- stubs
 
     def inference(self, channel=None):
@@ -232,6 +262,12 @@ class SeluServer:
 
     def new_channel(self):
         return grpc.insecure_channel("127.0.0.1:%d" % self.port)
+
+
+def http_get(url, timeout=10):
+    """urlopen without any proxy from the environment (the servers are local)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(url, timeout=timeout)
 
 
 def test_has_failed(test):
