@@ -27,7 +27,8 @@
 // prefix is dispatched; what follows stays at the head of the queue), or when
 // the next queued request does not fit (the batch cannot grow without
 // overtaking it, so waiting would only add latency). Otherwise the former
-// waits, except when max_queue_delay is 0 or the batcher is draining.
+// waits, except when max_queue_delay is 0 or the batcher is draining, and
+// never past the earliest deadline of the requests it holds.
 //
 // Deadline and cancellation are checked when the requests are taken out of
 // the queue; such requests keep their place (and rows) in the batch being
@@ -141,6 +142,10 @@ struct DynamicBatcher::Shared {
   int64_t formed_rows = 0;
   int64_t preferred_count = 0;
   bool formed_closed = false;
+  // Earliest client deadline in the formed prefix: the former stops waiting
+  // for more requests then, so an expired request is answered promptly (and
+  // the rest computed) instead of after the full queue delay.
+  Clock::time_point formed_deadline = Clock::time_point::max();
   const std::vector<uint8_t> ready_at;  // [rows]: dispatch at once at this size
 
   // Start-up handshake between Create() and the workers.
@@ -172,6 +177,7 @@ bool DynamicBatcher::Shared::ExtendFormingLocked() {
       break;
     }
     formed_rows += rows;
+    formed_deadline = std::min(formed_deadline, At(formed_count)->deadline);
     ++formed_count;
     if (ready_at[static_cast<size_t>(formed_rows)]) preferred_count = formed_count;
     if (formed_rows == options.max_batch_size) formed_closed = true;
@@ -184,7 +190,8 @@ bool DynamicBatcher::Shared::FormBatch(std::unique_lock<std::mutex>& lock,
   const bool never_wait = options.max_queue_delay.count() == 0;
   for (;;) {
     if (ExtendFormingLocked() || never_wait || draining) break;
-    const Clock::time_point dispatch_at = At(0)->enqueue_time + options.max_queue_delay;
+    const Clock::time_point dispatch_at =
+        std::min(At(0)->enqueue_time + options.max_queue_delay, formed_deadline);
     if (Clock::now() >= dispatch_at) break;
     former_notified = false;
     former_cv.wait_until(lock, dispatch_at);
@@ -199,6 +206,7 @@ bool DynamicBatcher::Shared::FormBatch(std::unique_lock<std::mutex>& lock,
   queue_depth.store(count, std::memory_order_relaxed);
   formed_count = formed_rows = preferred_count = 0;
   formed_closed = false;
+  formed_deadline = Clock::time_point::max();
   forming = false;
   return !abandon;
 }
@@ -407,7 +415,11 @@ Status DynamicBatcher::Submit(InferenceRequest* request) {
     s.accepted.fetch_add(1, std::memory_order_relaxed);
     if (s.forming) {
       // The token holder is waiting for the delay (it holds the lock otherwise).
-      if (s.ExtendFormingLocked() && !s.former_notified) {
+      // Wake it when the batch became ready, or when this request's deadline
+      // comes before the time it sleeps until.
+      const Clock::time_point earliest_before = s.formed_deadline;
+      const bool ready = s.ExtendFormingLocked();
+      if ((ready || s.formed_deadline < earliest_before) && !s.former_notified) {
         s.former_notified = true;
         wake_former = true;
       }
