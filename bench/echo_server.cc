@@ -23,8 +23,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -51,7 +51,8 @@ void BurnCpu(std::chrono::microseconds work) {
 // whatever is queued.
 class HandoffWorker {
  public:
-  explicit HandoffWorker(std::chrono::microseconds work) : work_(work), thread_([this] { Run(); }) {}
+  explicit HandoffWorker(std::chrono::microseconds work)
+      : work_(work), thread_([this] { Run(); }) {}
   ~HandoffWorker() {
     {
       std::lock_guard lock(mu_);
@@ -163,15 +164,17 @@ int main(int argc, char** argv) {
 
   std::string address = "127.0.0.1:0";
   std::string port_file;
-  CLI::App app{"echo_server: a bare ModelInfer server (no work), the baseline of "
-               "run_server_bench.sh."};
+  CLI::App app{
+      "echo_server: a bare ModelInfer server (no work), the baseline of "
+      "run_server_bench.sh."};
   app.option_defaults()->always_capture_default();
   app.add_option("--address", address, "host:port to listen on (port 0: a free port)");
   app.add_option("--port-file", port_file, "Write the bound port here once listening");
   std::string mode = "inline";
   int64_t work_us = 0;
-  app.add_option("--mode", mode, "Diagnostics: inline (answer in the reaction) or handoff "
-                                 "(answer from one worker thread, in batches)")
+  app.add_option("--mode", mode,
+                 "Diagnostics: inline (answer in the reaction) or handoff "
+                 "(answer from one worker thread, in batches)")
       ->check(CLI::IsMember({"inline", "handoff"}));
   app.add_option("--work-us", work_us, "Diagnostics: CPU burnt per engine call, in µs")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));

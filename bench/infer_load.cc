@@ -231,18 +231,30 @@ class Slot {
 };
 
 const char* CodeName(int code) {
-  static const char* const kNames[kStatusCodes] = {
-      "OK",           "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS",  "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",     "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[kStatusCodes] = {"OK",
+                                                   "CANCELLED",
+                                                   "UNKNOWN",
+                                                   "INVALID_ARGUMENT",
+                                                   "DEADLINE_EXCEEDED",
+                                                   "NOT_FOUND",
+                                                   "ALREADY_EXISTS",
+                                                   "PERMISSION_DENIED",
+                                                   "RESOURCE_EXHAUSTED",
+                                                   "FAILED_PRECONDITION",
+                                                   "ABORTED",
+                                                   "OUT_OF_RANGE",
+                                                   "UNIMPLEMENTED",
+                                                   "INTERNAL",
+                                                   "UNAVAILABLE",
+                                                   "DATA_LOSS",
+                                                   "UNAUTHENTICATED"};
   return kNames[code];
 }
 
 double Percentile(const std::vector<uint32_t>& sorted, double q) {
   if (sorted.empty()) return 0;
-  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
+  const size_t i =
+      std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
   return static_cast<double>(sorted[i]) / 1000.0;
 }
 
@@ -250,8 +262,9 @@ double Percentile(const std::vector<uint32_t>& sorted, double q) {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"infer_load: closed-loop ModelInfer load over the gRPC callback client API; "
-               "prints one JSON line."};
+  CLI::App app{
+      "infer_load: closed-loop ModelInfer load over the gRPC callback client API; "
+      "prints one JSON line."};
   app.option_defaults()->always_capture_default();
   app.add_option("--address", o.address, "host:port of the server");
   app.add_option("--concurrency", o.concurrency, "Requests outstanding at all times")
@@ -307,13 +320,13 @@ int main(int argc, char** argv) {
   }
 
   Shared shared;
-  const size_t expected = static_cast<size_t>(
-      std::min(4e6, 60000.0 * o.duration_s / o.concurrency + 1024));
+  const size_t expected =
+      static_cast<size_t>(std::min(4e6, 60000.0 * o.duration_s / o.concurrency + 1024));
   std::vector<std::unique_ptr<Slot>> slots;
   for (int i = 0; i < o.concurrency; ++i) {
     slots.push_back(std::make_unique<Slot>(stubs[static_cast<size_t>(i % o.connections)].get(),
-                                           &requests, static_cast<size_t>(i), o.timeout_ms,
-                                           &shared, expected));
+                                           &requests, static_cast<size_t>(i), o.timeout_ms, &shared,
+                                           expected));
   }
   shared.active = o.concurrency;
   for (auto& slot : slots) slot->Issue();

@@ -80,10 +80,16 @@ IFS=';' read -r -a CONFIG_LIST <<<"$CONFIGS"
 SELU_PIDS=()
 SELU_PORTS=()
 for i in "${!CONFIG_LIST[@]}"; do
-  # shellcheck disable=SC2086  # the option set is split on purpose
+  # Metrics on a free port unless the config sets --metrics-address;
+  # "--metrics-address=" turns them off (and with them the gRPC interceptor).
+  read -r -a words <<<"${CONFIG_LIST[$i]}"
+  args=()
+  [[ " ${CONFIG_LIST[$i]} " == *" --metrics-address"* ]] || args=(--metrics-address 127.0.0.1:0)
+  for w in "${words[@]}"; do
+    if [[ $w == --metrics-address= ]]; then args+=(--metrics-address ""); else args+=("$w"); fi
+  done
   "$SELU_BIN" --model-repository models --grpc-address 127.0.0.1:0 \
-    --metrics-address 127.0.0.1:0 --port-file "$OUT/selu$i.port" --log-level warn \
-    ${CONFIG_LIST[$i]} 2>"$OUT/selu$i.log" &
+    --port-file "$OUT/selu$i.port" --log-level warn "${args[@]}" 2>"$OUT/selu$i.log" &
   PIDS+=($!)
   SELU_PIDS+=($!)
   SELU_PORTS+=("$(wait_port "$OUT/selu$i.port" "$!")")

@@ -45,7 +45,7 @@ def main(path):
                 lo, hi = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
                 prange = f"±{(hi - lo) / 2 / echo_rps * 100:.0f}%"
             name = label if label == "echo" else label.replace("--max-queue-delay-us ", "delay=")\
-                .replace("--instances ", "inst=").replace("selu ", "selu ")
+                .replace("--instances ", "inst=").replace("--metrics-address=", "no-metrics").replace("selu ", "selu ")
             print(f"{c:>4} {k:>4}  {name:<40} {len(rs):>4} {med(rs, 'rps'):>8.0f} "
                   f"{med(rs, 'p50_us'):>8.0f} {med(rs, 'p99_us'):>8.0f} "
                   f"{med(rs, 'server_cpu_ms_per_1k'):>9.1f} {med(rs, 'client_cpu_ms_per_1k'):>9.1f} "
