@@ -16,7 +16,9 @@
 // finishes them (`--mode handoff`: selu-serve's threading with
 // max_queue_delay 0, without its engine). They separate what the thread
 // hand-off costs from what the engine costs.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -178,7 +180,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"inline", "handoff"}));
   app.add_option("--work-us", work_us, "Diagnostics: CPU burnt per engine call, in µs")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
+  bool with_reflection = false, with_health = false;
+  app.add_flag("--with-reflection", with_reflection,
+               "Diagnostics: also register gRPC server reflection (as selu-serve does)");
+  app.add_flag("--with-health", with_health,
+               "Diagnostics: also enable the default health service (as selu-serve does)");
   CLI11_PARSE(app, argc, argv);
+  if (with_health) grpc::EnableDefaultHealthCheckService(true);
+  if (with_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<HandoffWorker> handoff;
   if (mode == "handoff") {

@@ -51,6 +51,17 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "Batch worker threads per model (each runs oneDNN single-threaded)")
       ->envname("SELU_INSTANCES")
       ->check(CLI::Range(1, 64));
+  app.add_option("--batch-execution", o->batch_execution,
+                 "Who runs the engine: 'caller' (the gRPC thread that brought a request computes "
+                 "its batch, no thread hop), 'workers' (dedicated threads) or 'auto' (caller when "
+                 "--max-queue-delay-us is 0 and a full batch computes within "
+                 "--caller-execution-limit-us, measured at load)")
+      ->envname("SELU_BATCH_EXECUTION")
+      ->check(CLI::IsMember({"auto", "caller", "workers"}));
+  app.add_option("--caller-execution-limit-us", o->caller_execution_limit_us,
+                 "With --batch-execution auto: longest full-batch compute run on gRPC threads")
+      ->envname("SELU_CALLER_EXECUTION_LIMIT_US")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   app.add_option("--engine-primitive", o->engine_primitive,
                  "oneDNN primitive per layer")
       ->envname("SELU_ENGINE_PRIMITIVE")

@@ -23,10 +23,14 @@ struct ServerOptions {
 
   // Batching defaults for every model (config.pbtxt will override per model).
   int64_t max_batch_size = 64;
-  int64_t max_queue_delay_us = 100;
+  // 0: dispatch as soon as a worker is free; batches still form from what
+  // queues up while the worker computes (measured best on 2 cores: bench/).
+  int64_t max_queue_delay_us = 0;
   int64_t max_queue_size = 1024;
   std::vector<int64_t> preferred_batch_sizes;
-  int instances = 1;          // batch worker threads per model
+  int instances = 1;          // batch worker threads (or computing callers) per model
+  std::string batch_execution = "auto";  // auto, caller or workers
+  int64_t caller_execution_limit_us = 250;
   std::string engine_primitive = "inner_product";  // or "matmul"
 
   double shutdown_grace_seconds = 10.0;

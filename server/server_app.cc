@@ -58,12 +58,6 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  if (!options.metrics_address.empty()) {
-    app->grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>();
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(app->grpc_metrics_->InterceptorFactory());
-    builder.experimental().SetInterceptorCreators(std::move(creators));
-  }
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &app->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(-1);
@@ -99,6 +93,11 @@ core::Status ServerApp::LoadModels() {
   serving.batcher.max_queue_size = options_.max_queue_size;
   serving.batcher.preferred_batch_sizes = options_.preferred_batch_sizes;
   serving.batcher.instances = options_.instances;
+  serving.auto_execution = options_.batch_execution == "auto";
+  serving.batcher.execution = options_.batch_execution == "caller"
+                                  ? core::BatchExecution::kCaller
+                                  : core::BatchExecution::kWorkers;
+  serving.caller_execution_limit = std::chrono::microseconds(options_.caller_execution_limit_us);
   const auto start = std::chrono::steady_clock::now();
   auto registry = core::ModelRegistry::LoadRepository(options_.model_repository, serving);
   if (!registry.ok()) return registry.status();
@@ -110,7 +109,14 @@ core::Status ServerApp::LoadModels() {
                            " READY: " + std::to_string(spec.layers.size()) + " layers, " +
                            std::to_string(spec.input_features) + " -> " +
                            std::to_string(spec.output_features) + ", max_batch_size " +
-                           std::to_string(e.model->max_batch_size())));
+                           std::to_string(e.model->max_batch_size()) + ", execution " +
+                           (e.model->execution() == core::BatchExecution::kCaller ? "caller"
+                                                                                  : "workers") +
+                           (e.model->full_batch_time().count() > 0
+                                ? " (full batch " +
+                                      std::to_string(e.model->full_batch_time().count() / 1000) +
+                                      " µs)"
+                                : "")));
     } else {
       spdlog::error(LogText("model '" + e.name + "' UNAVAILABLE: " + e.reason));
     }
@@ -137,6 +143,7 @@ core::Status ServerApp::StartMetrics() {
   inference_metrics_ = std::make_shared<metrics::InferenceCollector>(
       std::move(build), [service = service_.get()] { return service->in_flight(); });
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
+  grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>(&service_->rpc_stats());
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
   } catch (const std::exception& e) {

@@ -81,6 +81,10 @@ Status ValidateOptions(const BatcherOptions& o) {
     return InvalidArgumentError("max_queue_delay must not be negative, got " +
                                 std::to_string(o.max_queue_delay.count()) + " µs");
   }
+  if (o.execution == BatchExecution::kCaller && o.max_queue_delay.count() != 0) {
+    return InvalidArgumentError(
+        "caller execution needs max_queue_delay 0: a caller never waits for more requests");
+  }
   return OkStatus();
 }
 
@@ -102,7 +106,17 @@ struct DynamicBatcher::Shared {
         ring(static_cast<size_t>(o.max_queue_size), nullptr),
         ready_at(ReadyAt(o)) {}
 
+  // kCaller: the state one computing caller uses (a worker's, without the thread).
+  struct Slot {
+    std::unique_ptr<BatchComputer::Context> context;
+    std::vector<float> input, output;
+    std::vector<InferenceRequest*> batch;
+  };
+
   void WorkerMain(int index);
+  // kCaller: runs batches on the calling thread with `slot` while requests
+  // are queued and the forming token is free; then frees the slot.
+  void Lead(std::unique_lock<std::mutex>& lock, Slot* slot);
   // Forms one batch (the caller holds `lock` and the token) into `batch` and
   // gives the token up; false when draining has passed its deadline instead.
   bool FormBatch(std::unique_lock<std::mutex>& lock, std::vector<InferenceRequest*>& batch);
@@ -155,6 +169,11 @@ struct DynamicBatcher::Shared {
 
   std::mutex join_mu;  // serialises Drain()'s joins
   std::vector<std::thread> threads;
+
+  // kCaller only.
+  std::vector<std::unique_ptr<Slot>> slots;
+  std::vector<Slot*> free_slots;       // guarded by mu
+  std::condition_variable slots_cv;    // a slot was freed
 
   alignas(64) std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejected_full{0};
@@ -209,6 +228,28 @@ bool DynamicBatcher::Shared::FormBatch(std::unique_lock<std::mutex>& lock,
   formed_deadline = Clock::time_point::max();
   forming = false;
   return !abandon;
+}
+
+void DynamicBatcher::Shared::Lead(std::unique_lock<std::mutex>& lock, Slot* slot) {
+  // Holds the lock and the forming token on entry; the queue holds just the
+  // caller's request. Runs that one batch on the calling thread, then hands
+  // whatever queued meanwhile to the workers, so this (gRPC) thread goes
+  // back to reading requests instead of computing batch after batch.
+  const bool formed = FormBatch(lock, slot->batch);
+  if (formed) {
+    lock.unlock();
+    RunBatch(*slot->context, slot->batch, slot->input, slot->output);
+    lock.lock();
+  }
+  free_slots.push_back(slot);
+  bool wake_idle = false;
+  if (count > 0 && !forming && idle_waiters > 0 && !idle_wakeup_pending) {
+    idle_wakeup_pending = true;
+    wake_idle = true;
+  }
+  lock.unlock();
+  slots_cv.notify_all();
+  if (wake_idle) idle_cv.notify_one();
 }
 
 void DynamicBatcher::Shared::WorkerMain(int index) {
@@ -361,6 +402,23 @@ StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
       new DynamicBatcher(std::move(computer), std::move(options)));
   Shared& s = *batcher->shared_;
   const int instances = batcher->options_.instances;
+  if (batcher->options_.execution == BatchExecution::kCaller) {
+    try {
+      const auto rows = static_cast<size_t>(batcher->options_.max_batch_size);
+      for (int i = 0; i < instances; ++i) {
+        auto slot = std::make_unique<Shared::Slot>();
+        slot->context = batcher->computer_->CreateContext();
+        if (slot->context == nullptr) return InternalError("the engine returned no context");
+        slot->input.resize(rows * static_cast<size_t>(batcher->computer_->input_features()));
+        slot->output.resize(rows * static_cast<size_t>(batcher->computer_->output_features()));
+        slot->batch.reserve(rows);
+        s.free_slots.push_back(slot.get());
+        s.slots.push_back(std::move(slot));
+      }
+    } catch (const std::exception& e) {
+      return InternalError(std::string("cannot set up caller execution: ") + e.what());
+    }
+  }
   s.threads.reserve(static_cast<size_t>(instances));
   Status status;
   try {
@@ -398,6 +456,21 @@ Status DynamicBatcher::Submit(InferenceRequest* request) {
   Shared& s = *shared_;
   bool wake_former = false;
   bool wake_idle = false;
+  if (options_.execution == BatchExecution::kCaller) {
+    std::unique_lock lock(s.mu);
+    // An idle batcher (nothing queued, nobody forming): compute right here.
+    if (!s.draining && s.count == 0 && !s.forming && !s.free_slots.empty()) {
+      s.ring[static_cast<size_t>(s.head)] = request;
+      s.count = 1;
+      s.queue_depth.store(1, std::memory_order_relaxed);
+      s.accepted.fetch_add(1, std::memory_order_relaxed);
+      Shared::Slot* slot = s.free_slots.back();
+      s.free_slots.pop_back();
+      s.forming = true;
+      s.Lead(lock, slot);
+      return OkStatus();
+    }
+  }
   {
     std::lock_guard lock(s.mu);
     if (s.draining) return UnavailableError("server is shutting down");
@@ -449,6 +522,12 @@ void DynamicBatcher::Drain(Clock::time_point deadline) {
   std::lock_guard join_lock(s.join_mu);
   for (std::thread& t : s.threads) {
     if (t.joinable()) t.join();
+  }
+  if (!s.slots.empty()) {
+    // Computing callers finish what is queued (until the deadline) and free
+    // their slots.
+    std::unique_lock lock(s.mu);
+    s.slots_cv.wait(lock, [&] { return s.free_slots.size() == s.slots.size(); });
   }
   std::vector<InferenceRequest*> left;
   {

@@ -86,17 +86,34 @@ class BatchObserver {
   virtual void OnBatch(int64_t rows, Clock::duration compute) = 0;
 };
 
+// Which threads run the engine.
+enum class BatchExecution {
+  // `instances` dedicated worker threads; Submit() only queues. For models
+  // whose batches take long enough that a caller must not wait for them.
+  kWorkers,
+  // As kWorkers, except that a request arriving at an idle batcher (nothing
+  // queued, no batch forming, a free slot) is computed by the submitting
+  // thread itself, before Submit() returns: no thread hop and no wake-up at
+  // low load. Requests arriving meanwhile queue for the workers, so under
+  // load the submitting (gRPC) threads go back to reading and the workers
+  // batch. For small models, where a batch costs microseconds. Requires
+  // max_queue_delay 0 (a caller never waits for more requests).
+  kCaller,
+};
+
 struct BatcherOptions {
   // Most rows in one engine call; a single request may not exceed it.
   int64_t max_batch_size = 64;
   // Batch sizes (rows) dispatched as soon as they are reached.
   std::vector<int64_t> preferred_batch_sizes;
   // How long the oldest queued request may wait for others; 0: never wait.
-  std::chrono::microseconds max_queue_delay{100};
+  std::chrono::microseconds max_queue_delay{0};
   // Most requests waiting; beyond it Submit() refuses with RESOURCE_EXHAUSTED.
   int64_t max_queue_size = 1024;
-  // Worker threads, each with its own engine context.
+  // Worker threads (kWorkers) or concurrent callers running batches
+  // (kCaller), each with its own engine context.
   int instances = 1;
+  BatchExecution execution = BatchExecution::kWorkers;
   // Build primitives for every batch size 1..max_batch_size at start-up, so
   // no request pays for primitive creation.
   bool warmup_all_batch_sizes = true;
@@ -130,7 +147,8 @@ class DynamicBatcher {
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  // Queues `request`. On OK, request->Done() will be called exactly once. On
+  // Queues `request`. On OK, request->Done() will be called exactly once
+  // (with kCaller possibly before Submit() returns, on this thread). On
   // an error, Done() is NOT called and the status says why:
   //   INVALID_ARGUMENT    rows < 1 or rows > max_batch_size
   //   RESOURCE_EXHAUSTED  the queue holds max_queue_size requests

@@ -32,6 +32,21 @@ std::optional<int64_t> ParseVersion(std::string_view text) {
   return value;
 }
 
+// Engine time of a full batch: the best of a few runs on zeros, after a
+// warm-up run (which also builds the primitives).
+StatusOr<std::chrono::nanoseconds> TimeFullBatch(const MlpEngine& engine, int64_t rows) {
+  std::vector<float> in(static_cast<size_t>(rows * engine.input_features()), 0.0f);
+  std::vector<float> out(static_cast<size_t>(rows * engine.output_features()));
+  auto ws = engine.CreateWorkspace();
+  std::chrono::nanoseconds best = std::chrono::nanoseconds::max();
+  for (int i = 0; i < 6; ++i) {
+    const auto start = Clock::now();
+    SELU_RETURN_IF_ERROR(engine.Run(*ws, in.data(), rows, out.data()));
+    if (i > 0) best = std::min(best, std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start));
+  }
+  return best;
+}
+
 }  // namespace
 
 StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, int64_t version,
@@ -47,11 +62,24 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   auto stats = std::make_unique<ModelStats>(options.batcher.max_batch_size);
   BatcherOptions batcher_options = options.batcher;
   batcher_options.observer = stats.get();
+  std::chrono::nanoseconds full_batch_time{0};
+  if (options.auto_execution) {
+    batcher_options.execution = BatchExecution::kWorkers;
+    if (options.batcher.max_queue_delay.count() == 0) {
+      auto measured = TimeFullBatch(*shared_engine, options.batcher.max_batch_size);
+      if (!measured.ok()) return measured.status().WithPrefix(path);
+      full_batch_time = *measured;
+      if (full_batch_time <= options.caller_execution_limit) {
+        batcher_options.execution = BatchExecution::kCaller;
+      }
+    }
+  }
   auto batcher = DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine),
                                         batcher_options);
   if (!batcher.ok()) return batcher.status().WithPrefix(path);
   std::shared_ptr<ServableModel> model(new ServableModel());
   model->stats_ = std::move(stats);
+  model->full_batch_time_ = full_batch_time;
   model->name_ = std::move(name);
   model->version_ = version;
   model->version_string_ = std::to_string(version);

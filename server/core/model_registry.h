@@ -36,6 +36,12 @@ struct ModelServingOptions {
   OnnxLoaderOptions loader;
   MlpEngineOptions engine;
   BatcherOptions batcher;
+  // Pick BatchExecution per model: callers compute (kCaller) when the queue
+  // delay is 0 and a full batch computes within `caller_execution_limit`,
+  // measured at load; worker threads otherwise. When false,
+  // batcher.execution is used as it is.
+  bool auto_execution = true;
+  std::chrono::microseconds caller_execution_limit{250};
 };
 
 // One loaded model version: its spec, engine and batcher. Immutable but for
@@ -57,6 +63,9 @@ class ServableModel {
   DynamicBatcher& batcher() const { return *batcher_; }
   int64_t max_batch_size() const { return batcher_->options().max_batch_size; }
   bool ready() const { return !draining_.load(std::memory_order_relaxed); }
+  BatchExecution execution() const { return batcher_->options().execution; }
+  // Engine time of one full batch, measured at load (0 if not measured).
+  std::chrono::nanoseconds full_batch_time() const { return full_batch_time_; }
   ModelStats& stats() const { return *stats_; }
 
   // Marks the model draining: Find() stops returning it.
@@ -74,6 +83,7 @@ class ServableModel {
   std::unique_ptr<ModelStats> stats_;  // declared before batcher_: outlives it
   std::unique_ptr<DynamicBatcher> batcher_;
   std::atomic<bool> draining_{false};
+  std::chrono::nanoseconds full_batch_time_{0};
 };
 
 class ModelRegistry {

@@ -6,12 +6,31 @@
 #include "server/grpc/status_mapping.h"
 
 namespace selu::grpc_transport {
+
+std::string_view RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kServerLive: return "ServerLive";
+    case Rpc::kServerReady: return "ServerReady";
+    case Rpc::kModelReady: return "ModelReady";
+    case Rpc::kServerMetadata: return "ServerMetadata";
+    case Rpc::kModelMetadata: return "ModelMetadata";
+    case Rpc::kModelInfer: return "ModelInfer";
+    case Rpc::kModelStatistics: return "ModelStatistics";
+    case Rpc::kCount: break;
+  }
+  return "unknown";
+}
+
 namespace {
 
 using core::Clock;
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+// Answers on the handler's thread through gRPC's default reactor and counts
+// the rpc as handled.
+grpc::ServerUnaryReactor* FinishNow(RpcCounters& counters, Clock::time_point start,
+                                    grpc::CallbackServerContext* context,
                                     const grpc::Status& status) {
+  counters.Finish(static_cast<int>(status.error_code()), start);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
@@ -32,8 +51,12 @@ Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
 class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceRequest {
  public:
   InferCall(std::shared_ptr<core::ServableModel> model, inference::ModelInferResponse* response,
-            Clock::time_point arrival, std::atomic<int64_t>* in_flight)
-      : model_(std::move(model)), response_(response), arrival_(arrival), in_flight_(in_flight) {
+            Clock::time_point arrival, std::atomic<int64_t>* in_flight, RpcCounters* counters)
+      : model_(std::move(model)),
+        response_(response),
+        arrival_(arrival),
+        in_flight_(in_flight),
+        counters_(counters) {
     in_flight_->fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -60,9 +83,20 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
       response_->Clear();
       status = status.WithPrefix("model '" + model_->name() + "'");
     }
-    Finish(ToGrpcStatus(status));  // last touch: OnDone may delete us
+    FinishCall(ToGrpcStatus(status));
   }
 
+  // Counts the rpc and sends the status. The last touch: OnDone may delete us.
+  void FinishCall(const grpc::Status& status) {
+    counters_->Finish(static_cast<int>(status.error_code()), arrival_);
+    Finish(status);
+  }
+
+  // Both reactions are trivial and never block (an atomic store; a delete and
+  // a decrement), so gRPC may run them inline on the thread that completes
+  // the call instead of scheduling them on its executor — one thread hop and
+  // futex wake-up less per request (bench/SERVER_BENCH.md).
+  bool InternalInlineable() override { return true; }
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override {
     std::atomic<int64_t>* in_flight = in_flight_;
@@ -75,6 +109,7 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
   inference::ModelInferResponse* response_;
   Clock::time_point arrival_;
   std::atomic<int64_t>* in_flight_;
+  RpcCounters* counters_;
   DecodedInput input_;
   std::atomic<bool> cancelled_{false};
 };
@@ -93,50 +128,65 @@ core::StatusOr<core::ModelRegistry*> InferenceService::Registry() const {
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kServerLive];
+  counters.Start();
   response->set_live(true);
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerContext* context,
                                                         const inference::ServerReadyRequest*,
                                                         inference::ServerReadyResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kServerReady];
+  counters.Start();
   auto registry = Registry();
   response->set_ready(!shutting_down() && registry.ok() && (*registry)->AllReady());
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerContext* context,
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelReady];
+  counters.Start();
   auto registry = Registry();
   if (!registry.ok()) {
     response->set_ready(false);
-    return FinishNow(context, grpc::Status::OK);
+    return FinishNow(counters, start, context, grpc::Status::OK);
   }
   auto model = (*registry)->Find(request->name(), request->version());
   if (!model.ok() && model.status().code() == core::StatusCode::kInvalidArgument) {
-    return FinishNow(context, ToGrpcStatus(model.status()));
+    return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
   }
   // Like Triton: an unknown or unavailable model is simply not ready.
   response->set_ready(model.ok() && !shutting_down());
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kServerMetadata];
+  counters.Start();
   response->set_name(options_.server_name);
   response->set_version(options_.server_version);
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelMetadata];
+  counters.Start();
   auto registry = Registry();
-  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->name(), request->version());
-  if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
+  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
   const core::ModelSpec& spec = (*model)->spec();
   response->set_name((*model)->name());
   for (const auto& entry : (*registry)->Index()) {
@@ -154,22 +204,25 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   out->set_datatype("FP32");
   out->add_shape(-1);
   out->add_shape(spec.output_features);
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
                                                        const inference::ModelInferRequest* request,
                                                        inference::ModelInferResponse* response) {
-  const Clock::time_point arrival = Clock::now();
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelInfer];
+  counters.Start();
+  const Clock::time_point arrival = start;
   if (shutting_down()) {
-    return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+    return FinishNow(counters, start, context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                            "server is shutting down; send to another replica"));
   }
   auto registry = Registry();
-  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->model_name(), request->model_version());
-  if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
-  auto* call = new InferCall(*model, response, arrival, &in_flight_);
+  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
+  auto* call = new InferCall(*model, response, arrival, &in_flight_, &counters);
   core::Status status;
   try {
     status = call->Start(*request, *context);
@@ -179,7 +232,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   if (!status.ok()) {
     (*model)->stats().RecordRefused(status.code(), arrival);
     response->Clear();
-    call->Finish(ToGrpcStatus(status));
+    call->FinishCall(ToGrpcStatus(status));
   }
   return call;
 }
@@ -222,13 +275,16 @@ void FillStatistics(const core::ServableModel& model, inference::ModelStatistics
 grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelStatistics];
+  counters.Start();
   auto registry = Registry();
-  if (!registry.ok()) return FinishNow(context, ToGrpcStatus(registry.status()));
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   if (!request->name().empty()) {
     // Validates the name and version with the same messages as inference.
     auto model = (*registry)->Find(request->name(), request->version());
     if (!model.ok() && model.status().code() != core::StatusCode::kUnavailable) {
-      return FinishNow(context, ToGrpcStatus(model.status()));
+      return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
     }
   }
   for (const auto& entry : (*registry)->Index()) {
@@ -239,7 +295,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     }
     FillStatistics(*entry.model, response->add_model_stats());
   }
-  return FinishNow(context, grpc::Status::OK);
+  return FinishNow(counters, start, context, grpc::Status::OK);
 }
 
 }  // namespace selu::grpc_transport

@@ -13,6 +13,7 @@
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/model_registry.h"
+#include "server/grpc/rpc_stats.h"
 
 namespace selu::grpc_transport {
 
@@ -38,6 +39,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // ModelInfer calls accepted and not yet completed on the wire (gRPC's
   // OnDone), i.e. answers a client could still lose if the process exited.
   int64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+  // Per-rpc counters (started, handled by code, handling time).
+  const RpcStats& rpc_stats() const { return rpc_stats_; }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
@@ -70,6 +73,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> in_flight_{0};
+  RpcStats rpc_stats_;
 };
 
 }  // namespace selu::grpc_transport

@@ -848,3 +848,145 @@ TEST_F(DynamicBatcherTest, SubmitRacingDrainAnswersEveryAcceptedRequestOnce) {
 
 }  // namespace
 }  // namespace selu::core
+
+// ---- BatchExecution::kCaller: the submitting thread computes.
+
+namespace selu::core {
+namespace {
+
+BatcherOptions CallerOptions(int instances = 1) {
+  BatcherOptions o;
+  o.execution = BatchExecution::kCaller;
+  o.max_queue_delay = std::chrono::microseconds(0);
+  o.max_batch_size = 16;
+  o.instances = instances;
+  return o;
+}
+
+class CallerConcurrencyTest : public DynamicBatcherTest,
+                              public ::testing::WithParamInterface<int> {};
+
+TEST_P(CallerConcurrencyTest, EachCallerGetsExactlyItsOwnRows) {
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 500;
+  auto b = Make(CallerOptions(GetParam()));
+  ASSERT_NE(b, nullptr);
+  std::atomic<int64_t> total_rows{0}, wrong{0}, not_ok{0}, extra_done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(2000 + t);
+      std::uniform_int_distribution<int64_t> rows(1, 8);
+      for (int i = 0; i < kPerThread; ++i) {
+        TestRequest r(rows(rng), rng());
+        if (!b->Submit(&r).ok()) {
+          ++not_ok;
+          continue;
+        }
+        if (!r.WaitDone()) std::abort();  // the batcher still holds &r
+        if (!r.status().ok()) ++not_ok;
+        if (!r.OutputIsOwn()) ++wrong;
+        if (r.done_count() != 1) ++extra_done;
+        total_rows += r.rows;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  b->Drain(Clock::now() + kSafety);
+  EXPECT_EQ(not_ok.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(extra_done.load(), 0);
+  int64_t computed = 0;
+  std::set<const BatchComputer::Context*> contexts;
+  for (const auto& c : computer_->calls()) {
+    EXPECT_LE(c.rows, 16);
+    computed += c.rows;
+    contexts.insert(c.context);
+  }
+  EXPECT_EQ(computed, total_rows.load());
+  // One context per worker and one per caller slot.
+  EXPECT_LE(contexts.size(), static_cast<size_t>(2 * GetParam()));
+  EXPECT_EQ(computer_->contexts_created(), 2 * GetParam());
+  const BatcherStats s = b->stats();
+  EXPECT_EQ(s.succeeded, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(s.queue_depth, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Instances, CallerConcurrencyTest, ::testing::Values(1, 2));
+
+// A lone request is computed by its caller, in place, before Submit returns.
+TEST_F(DynamicBatcherTest, CallerComputesItsOwnRequestBeforeSubmitReturns) {
+  auto b = Make(CallerOptions());
+  TestRequest& r = NewRequest(3);
+  ASSERT_TRUE(b->Submit(&r).ok());
+  EXPECT_EQ(r.done_count(), 1);  // no waiting: already answered
+  EXPECT_TRUE(r.status().ok());
+  EXPECT_TRUE(r.OutputIsOwn());
+  const auto calls = computer_->calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].input, r.in.data());
+  char name[16] = {};
+  pthread_getname_np(pthread_self(), name, sizeof(name));
+  EXPECT_EQ(calls[0].thread_name, name);
+}
+
+// Requests arriving while a caller computes are not computed by their
+// submitters (Submit returns at once) but queue for the worker threads, so a
+// busy server's gRPC threads go back to reading.
+TEST_F(DynamicBatcherTest, RequestsQueuedWhileACallerComputesGoToTheWorkers) {
+  auto b = Make(CallerOptions());
+  computer_->CloseGate();
+  TestRequest& first = NewRequest(1);
+  std::thread leader([&] { EXPECT_TRUE(b->Submit(&first).ok()); });
+  ASSERT_TRUE(computer_->WaitInCompute(1));
+  std::vector<TestRequest*> queued;
+  for (int i = 0; i < 10; ++i) queued.push_back(&Queue(*b, 1 + i % 2));  // 15 rows
+  computer_->OpenGate();
+  leader.join();
+  for (TestRequest* r : queued) {
+    ASSERT_TRUE(r->WaitDone());
+    EXPECT_TRUE(r->status().ok());
+    EXPECT_TRUE(r->OutputIsOwn());
+  }
+  const auto calls = computer_->calls();
+  ASSERT_GE(calls.size(), 2u);
+  EXPECT_THAT(calls[0].thread_name, Not(StartsWith("selu-batch-")));
+  int64_t rows = 0;
+  for (size_t i = 1; i < calls.size(); ++i) {
+    EXPECT_THAT(calls[i].thread_name, StartsWith("selu-batch-"));
+    rows += calls[i].rows;
+  }
+  EXPECT_EQ(rows, 15);
+}
+
+TEST_F(DynamicBatcherTest, CallerDrainFinishesQueuedThenRefuses) {
+  auto b = Make(CallerOptions());
+  computer_->CloseGate();
+  TestRequest& first = NewRequest(1);
+  std::thread leader([&] { EXPECT_TRUE(b->Submit(&first).ok()); });
+  ASSERT_TRUE(computer_->WaitInCompute(1));
+  TestRequest& queued = Queue(*b, 2);
+  std::thread drain([&] { b->Drain(Clock::now() + kSafety); });
+  const auto probes = ProbeUntilDraining(*b);
+  computer_->OpenGate();
+  leader.join();
+  drain.join();
+  ASSERT_TRUE(queued.WaitDone());
+  EXPECT_TRUE(queued.status().ok());
+  for (TestRequest* p : probes) {
+    ASSERT_TRUE(p->WaitDone());
+    EXPECT_TRUE(p->status().ok());
+  }
+  TestRequest& late = NewRequest(1);
+  EXPECT_EQ(b->Submit(&late).code(), StatusCode::kUnavailable);
+}
+
+TEST_F(DynamicBatcherTest, CallerExecutionNeedsZeroDelay) {
+  BatcherOptions o = CallerOptions();
+  o.max_queue_delay = std::chrono::microseconds(100);
+  auto b = DynamicBatcher::Create(computer_, o);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace selu::core
