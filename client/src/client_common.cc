@@ -1,0 +1,92 @@
+#include "client/src/client_common.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace selu::client {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int channel_id) {
+  grpc::ChannelArguments args;
+  // Distinct arguments and a local subchannel pool: each channel is its own
+  // TCP connection (bench --connections).
+  args.SetInt("grpc.channel_id", channel_id);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void SetDeadline(grpc::ClientContext* context, double timeout_s) {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                            std::chrono::duration<double>(timeout_s)));
+}
+
+namespace {
+constexpr int kCodes = 17;
+constexpr const char* kCodeNames[kCodes] = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+constexpr const char* kGoCodeNames[kCodes] = {
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+}  // namespace
+
+const char* CodeName(grpc::StatusCode code) {
+  const int c = static_cast<int>(code);
+  return c >= 0 && c < kCodes ? kCodeNames[c] : "UNKNOWN";
+}
+
+const char* GoCodeName(grpc::StatusCode code) {
+  const int c = static_cast<int>(code);
+  return c >= 0 && c < kCodes ? kGoCodeNames[c] : "Unknown";
+}
+
+int ReportRpcError(const std::string& what, const grpc::Status& status) {
+  std::fprintf(stderr, "selu-client: %s: %s: %s\n", what.c_str(), CodeName(status.error_code()),
+               status.error_message().c_str());
+  return kExitRpcError;
+}
+
+double ParseDurationSeconds(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw UsageError("not a duration: '" + text + "' (use e.g. 10s, 250ms, 1m)");
+  }
+  const std::string unit = text.substr(used);
+  double scale = 0;
+  if (unit.empty() || unit == "s")
+    scale = 1;
+  else if (unit == "ms")
+    scale = 1e-3;
+  else if (unit == "us" || unit == "µs")
+    scale = 1e-6;
+  else if (unit == "ns")
+    scale = 1e-9;
+  else if (unit == "m")
+    scale = 60;
+  else if (unit == "h")
+    scale = 3600;
+  if (scale == 0 || !std::isfinite(value) || value < 0) {
+    throw UsageError("not a duration: '" + text + "' (use e.g. 10s, 250ms, 1m)");
+  }
+  return value * scale;
+}
+
+std::string ReadFileOrThrow(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace selu::client

@@ -1,0 +1,182 @@
+#include "client/src/infer_command.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "proto/grpc_service.grpc.pb.h"
+
+namespace selu::client {
+
+namespace {
+
+// One output tensor of all requests, as [rows][columns] of doubles.
+struct OutputMatrix {
+  std::string name;
+  std::string datatype;
+  size_t columns = 0;
+  std::vector<std::vector<double>> rows;
+};
+
+inference::ModelInferRequest MakeRequest(const InferOptions& options, const std::string& input_name,
+                                         const Rows& rows, size_t first, size_t count) {
+  inference::ModelInferRequest request;
+  request.set_model_name(options.model);
+  request.set_model_version(options.version);
+  auto* input = request.add_inputs();
+  input->set_name(input_name);
+  input->set_datatype("FP32");
+  input->add_shape(static_cast<int64_t>(count));
+  input->add_shape(static_cast<int64_t>(rows[0].size()));
+  const size_t row_bytes = rows[0].size() * sizeof(float);
+  if (options.typed) {
+    auto* values = input->mutable_contents()->mutable_fp32_contents();
+    values->Reserve(static_cast<int>(count * rows[0].size()));
+    for (size_t r = first; r < first + count; ++r) values->Add(rows[r].begin(), rows[r].end());
+  } else {
+    std::string* raw = request.add_raw_input_contents();
+    raw->resize(count * row_bytes);  // the protocol's raw bytes are little-endian
+    for (size_t r = 0; r < count; ++r) {
+      std::memcpy(raw->data() + r * row_bytes, rows[first + r].data(), row_bytes);
+    }
+  }
+  return request;
+}
+
+// Values of output `index` of `response`, raw or typed, as doubles.
+std::vector<double> OutputValues(const inference::ModelInferResponse& response, int index) {
+  const auto& tensor = response.outputs(index);
+  std::vector<double> values;
+  if (index < response.raw_output_contents_size()) {
+    const std::string& raw = response.raw_output_contents(index);
+    if (tensor.datatype() == "FP64") {
+      values.resize(raw.size() / sizeof(double));
+      std::memcpy(values.data(), raw.data(), values.size() * sizeof(double));
+    } else if (tensor.datatype() == "FP32") {
+      std::vector<float> floats(raw.size() / sizeof(float));
+      std::memcpy(floats.data(), raw.data(), floats.size() * sizeof(float));
+      values.assign(floats.begin(), floats.end());
+    } else {
+      throw UsageError("output " + tensor.name() + ": datatype " + tensor.datatype() +
+                       " is not supported by this client");
+    }
+    return values;
+  }
+  const auto& contents = tensor.contents();
+  values.assign(contents.fp32_contents().begin(), contents.fp32_contents().end());
+  values.insert(values.end(), contents.fp64_contents().begin(), contents.fp64_contents().end());
+  return values;
+}
+
+void Append(const inference::ModelInferResponse& response, std::vector<OutputMatrix>* outputs) {
+  for (int i = 0; i < response.outputs_size(); ++i) {
+    const auto& tensor = response.outputs(i);
+    const std::vector<double> values = OutputValues(response, i);
+    const size_t n = tensor.shape_size() > 0 ? static_cast<size_t>(tensor.shape(0)) : 1;
+    const size_t columns = n > 0 ? values.size() / n : 0;
+    if (static_cast<size_t>(i) >= outputs->size()) {
+      outputs->push_back({tensor.name(), tensor.datatype(), columns, {}});
+    }
+    OutputMatrix& matrix = (*outputs)[static_cast<size_t>(i)];
+    for (size_t r = 0; r < n; ++r) {
+      matrix.rows.emplace_back(values.begin() + static_cast<std::ptrdiff_t>(r * columns),
+                               values.begin() + static_cast<std::ptrdiff_t>((r + 1) * columns));
+    }
+  }
+}
+
+size_t ArgMax(const std::vector<double>& row) {
+  return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+void PrintJson(const std::string& model, const std::string& version,
+               const std::vector<OutputMatrix>& outputs, bool argmax) {
+  nlohmann::json doc = {{"model_name", model}, {"model_version", version}};
+  doc["outputs"] = nlohmann::json::array();
+  for (const auto& output : outputs) {
+    nlohmann::json tensor = {{"name", output.name},
+                             {"datatype", output.datatype},
+                             {"shape", {output.rows.size(), output.columns}},
+                             {"data", output.rows}};
+    if (argmax) {
+      std::vector<size_t> classes;
+      for (const auto& row : output.rows) classes.push_back(ArgMax(row));
+      tensor["argmax"] = classes;
+    }
+    doc["outputs"].push_back(std::move(tensor));
+  }
+  std::printf("%s\n", doc.dump(2).c_str());
+}
+
+void PrintTable(const std::vector<OutputMatrix>& outputs, bool argmax) {
+  for (const auto& output : outputs) {
+    std::printf("# %s %s [%zu, %zu]\n", output.name.c_str(), output.datatype.c_str(),
+                output.rows.size(), output.columns);
+    if (argmax) {
+      std::printf("%6s %6s %12s\n", "row", "class", "value");
+      for (size_t r = 0; r < output.rows.size(); ++r) {
+        const size_t c = ArgMax(output.rows[r]);
+        std::printf("%6zu %6zu %12.6g\n", r, c, output.rows[r][c]);
+      }
+      continue;
+    }
+    std::printf("%6s", "row");
+    for (size_t c = 0; c < output.columns; ++c) std::printf(" %10zu", c);
+    std::printf("\n");
+    for (size_t r = 0; r < output.rows.size(); ++r) {
+      std::printf("%6zu", r);
+      for (double v : output.rows[r]) std::printf(" %10.4g", v);
+      std::printf("\n");
+    }
+  }
+}
+
+}  // namespace
+
+int RunInfer(const ConnectionOptions& connection, const InferOptions& options, const Rows& rows) {
+  auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection.address));
+  std::string input_name = options.input_name;
+  if (input_name.empty()) {
+    grpc::ClientContext context;
+    SetDeadline(&context, connection.timeout_s);
+    inference::ModelMetadataRequest request;
+    request.set_name(options.model);
+    request.set_version(options.version);
+    inference::ModelMetadataResponse metadata;
+    const grpc::Status status = stub->ModelMetadata(&context, request, &metadata);
+    if (!status.ok()) return ReportRpcError("ModelMetadata " + options.model, status);
+    if (metadata.inputs_size() != 1) {
+      throw UsageError("model " + options.model + " has " + std::to_string(metadata.inputs_size()) +
+                       " inputs: name one with --input");
+    }
+    input_name = metadata.inputs(0).name();
+  }
+
+  const size_t batch = options.batch > 0 ? static_cast<size_t>(options.batch) : rows.size();
+  std::vector<OutputMatrix> outputs;
+  std::string version;
+  for (size_t first = 0; first < rows.size(); first += batch) {
+    const size_t count = std::min(batch, rows.size() - first);
+    grpc::ClientContext context;
+    SetDeadline(&context, connection.timeout_s);
+    inference::ModelInferResponse response;
+    const grpc::Status status =
+        stub->ModelInfer(&context, MakeRequest(options, input_name, rows, first, count), &response);
+    if (!status.ok()) {
+      return ReportRpcError("ModelInfer " + options.model + " (rows " + std::to_string(first) +
+                                ".." + std::to_string(first + count - 1) + ")",
+                            status);
+    }
+    version = response.model_version();
+    Append(response, &outputs);
+  }
+  if (options.table) {
+    PrintTable(outputs, options.argmax);
+  } else {
+    PrintJson(options.model, version, outputs, options.argmax);
+  }
+  return kExitOk;
+}
+
+}  // namespace selu::client

@@ -1,0 +1,138 @@
+// selu-client: health checks, metadata, inference and ghz-compatible load
+// against a selu-serve (or any Open Inference Protocol v2 gRPC server).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "client/src/bench_command.h"
+#include "client/src/client_common.h"
+#include "client/src/infer_command.h"
+#include "client/src/info_commands.h"
+#include "client/src/rows.h"
+
+namespace {
+
+using namespace selu::client;
+
+selu::client::Rows ReadRows(const std::string& json, const std::string& json_file,
+                            const std::string& csv_file) {
+  const int sources = !json.empty() + !json_file.empty() + !csv_file.empty();
+  if (sources != 1) throw UsageError("infer needs exactly one of --json, --json-file, --csv");
+  if (!json.empty()) return RowsFromJson(json);
+  if (!json_file.empty()) return RowsFromJson(ReadFileOrThrow(json_file));
+  return RowsFromCsv(ReadFileOrThrow(csv_file));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"selu-client: talk to a selu-serve over gRPC (Open Inference Protocol v2)"};
+  app.fallthrough();  // common flags are accepted after the subcommand too
+  app.require_subcommand(1);
+
+  ConnectionOptions connection;
+  std::string timeout_text = "10s";
+  app.add_option("--address", connection.address, "host:port of the server")
+      ->envname("SELU_ADDRESS")
+      ->capture_default_str();
+  app.add_option("-t,--timeout", timeout_text,
+                 "Deadline of each RPC: seconds, or a duration like 500ms, 10s, 1m")
+      ->capture_default_str();
+
+  std::string service;
+  auto* health = app.add_subcommand(
+      "health", "grpc.health.v1 Check; exit 0 only when SERVING (a container health check)");
+  health->add_option("--service", service, "Service to ask about: \"\" (server) or a model name");
+
+  std::string metadata_model, metadata_version;
+  auto* metadata =
+      app.add_subcommand("metadata", "ServerMetadata, or ModelMetadata of MODEL, as JSON");
+  metadata->add_option("model", metadata_model, "Model name");
+  metadata->add_option("--model-version", metadata_version, "Model version (default newest)");
+
+  bool models_json = false;
+  auto* models = app.add_subcommand("models", "Loaded models, their versions and readiness");
+  models->add_flag("--json", models_json, "Print JSON instead of a table");
+
+  InferOptions infer_options;
+  std::string json_rows, json_file, csv_file, output_format = "json";
+  auto* infer = app.add_subcommand("infer", "Infer rows of FP32 features with MODEL");
+  infer->add_option("model", infer_options.model, "Model name")->required();
+  infer->add_option("--model-version", infer_options.version, "Model version (default newest)");
+  infer->add_option("--input", infer_options.input_name,
+                    "Input tensor name (default: the model's only input)");
+  infer->add_option("--json", json_rows, "Rows as JSON: '[[...],[...]]'");
+  infer->add_option("--json-file", json_file, "Rows as JSON, from a file");
+  infer->add_option("--csv", csv_file,
+                    "Rows as CSV (optional header row; a column named label is ignored)");
+  infer->add_flag("--typed", infer_options.typed,
+                  "Send contents.fp32_contents instead of raw_input_contents");
+  infer->add_option("--batch", infer_options.batch, "Rows per request (default: all in one)")
+      ->check(CLI::NonNegativeNumber);
+  infer->add_option("-o,--output", output_format, "json or table")
+      ->check(CLI::IsMember({"json", "table"}));
+  infer->add_flag("--argmax", infer_options.argmax,
+                  "Also print the largest output's index per row");
+
+  BenchOptions bench_options;
+  std::string duration_text, format = "summary", host, proto_ignored;
+  bool insecure_ignored = false;
+  auto* bench = app.add_subcommand(
+      "bench", "ghz-compatible ModelInfer load: -d/-D take the request as ghz's JSON");
+  bench->add_option("host", host, "host:port (as ghz takes it; overrides --address)");
+  bench->add_option("--call", bench_options.call, "Method (only ModelInfer)")
+      ->capture_default_str();
+  bench->add_option("-c,--concurrency", bench_options.concurrency, "Requests outstanding at most")
+      ->capture_default_str();
+  bench->add_option("-n,--total", bench_options.total, "Requests to send (ignored with -z)")
+      ->capture_default_str();
+  bench->add_option("-z,--duration", duration_text, "Run this long instead, e.g. 10s");
+  bench->add_option("-r,--rps", bench_options.rps,
+                    "Open loop at this rate; latency from each request's due time");
+  bench->add_option("--connections", bench_options.connections, "TCP connections")
+      ->capture_default_str();
+  bench->add_option("-d,--data", bench_options.data,
+                    "ModelInferRequest as JSON (an array: round robin; @: from stdin)");
+  bench->add_option("-D,--data-file", bench_options.data_file, "The same, from a file");
+  bench->add_option("--skip-first", bench_options.skip_first,
+                    "Leave the first N out of the report");
+  bench->add_option("-O,--format", format, "summary or json")
+      ->check(CLI::IsMember({"summary", "json"}));
+  bench->add_flag("--insecure", insecure_ignored,
+                  "Accepted for ghz compatibility (always plaintext)");
+  bench->add_option("--proto", proto_ignored, "Accepted for ghz compatibility (not needed)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    connection.timeout_s = ParseDurationSeconds(timeout_text);
+    if (connection.timeout_s <= 0) throw UsageError("--timeout must be positive");
+    if (*health) return RunHealth(connection, service);
+    if (*metadata) return RunMetadata(connection, metadata_model, metadata_version);
+    if (*models) return RunModels(connection, models_json);
+    if (*infer) {
+      infer_options.table = output_format == "table";
+      return RunInfer(connection, infer_options, ReadRows(json_rows, json_file, csv_file));
+    }
+    if (*bench) {
+      if (!host.empty()) connection.address = host;
+      if (!duration_text.empty()) bench_options.duration_s = ParseDurationSeconds(duration_text);
+      bench_options.json = format == "json";
+      return RunBench(connection, bench_options);
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "selu-client: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "selu-client: %s\n", e.what());
+    return kExitRpcError;
+  }
+  return kExitUsage;
+}
