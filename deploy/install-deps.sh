@@ -5,7 +5,8 @@
 #
 # runtime: shared libraries the selu-serve binary links against.
 # build:   compilers, CMake and the -dev packages (includes runtime).
-# test:    GoogleTest, Python with torch/onnx/grpcio, Prometheus (includes build).
+# test:    GoogleTest, Python with torch/onnx/grpcio, Prometheus, kubectl, node/npm
+#          (deploy/check-deploy.sh) (includes build).
 # Idempotent: packages already installed are skipped; apt is only asked for the
 # missing ones, so a second run costs a dpkg query and nothing else.
 set -euo pipefail
@@ -28,7 +29,12 @@ TEST_PKGS=(
   python3-grpcio python3-grpc-tools python3-protobuf
   libopenblas0-pthread
   prometheus curl procps
+  kubernetes-client nodejs npm python3-yaml
 )
+# Packages whose command is enough, from whatever package provides it: on a
+# machine with another kubectl (Google's) or NodeSource's nodejs (which ships
+# npm and conflicts with Debian's npm) installing Debian's would fail.
+declare -A PROVIDED_BY_COMMAND=([kubernetes-client]=kubectl [nodejs]=node [npm]=npm)
 
 groups=("$@")
 [[ ${#groups[@]} -eq 0 ]] && groups=(all)
@@ -48,6 +54,10 @@ done
 
 missing=()
 for p in $(printf '%s\n' "${want[@]}" | sort -u); do
+  cmd="${PROVIDED_BY_COMMAND[$p]:-}"
+  if [[ -n "$cmd" ]] && command -v "$cmd" >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

@@ -1,0 +1,63 @@
+# selu-serve container image.
+#
+#   docker build -t selu-serve .
+#   docker run --rm -p 8001:8001 -p 8002:8002 selu-serve
+#
+# The build stage runs deploy/test.sh: the very script CI (.ci/run) runs, so
+# an image only exists when the whole test suite passes. The runtime stage
+# installs the `runtime` group of deploy/install-deps.sh (the shared libraries
+# selu-serve and selu-client link, checked by the deploy_check test).
+
+# ---------------------------------------------------------------- build
+FROM debian:12 AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+COPY deploy/install-deps.sh deploy/install-deps.sh
+RUN deploy/install-deps.sh test \
+    && rm -rf /var/lib/apt/lists/*
+COPY . .
+# install + configure + build + ctest (the same as .ci/run); the deploy check
+# needs the npm registry for its linters and validators.
+RUN deploy/test.sh \
+    && mkdir -p /out \
+    && strip -o /out/selu-serve build/release/server/selu-serve \
+    && strip -o /out/selu-client build/release/client/selu-client
+
+# -------------------------------------------------------------- runtime
+FROM debian:12-slim AS runtime
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY deploy/install-deps.sh /tmp/install-deps.sh
+RUN /tmp/install-deps.sh runtime \
+    && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
+    && groupadd --system --gid 10001 selu \
+    && useradd --system --uid 10001 --gid selu --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin selu
+
+# Stripped copies of build/release/{server/selu-serve,client/selu-client}
+# (RelWithDebInfo: 22 MB each with debug info, about 1 MB without).
+COPY --from=build /out/selu-serve /opt/selu/bin/selu-serve
+COPY --from=build /out/selu-client /opt/selu/bin/selu-client
+COPY --chown=root:root models/digits_snn /models/digits_snn
+
+LABEL org.opencontainers.image.title="selu-serve" \
+      org.opencontainers.image.description="gRPC inference server (Open Inference Protocol v2) for self-normalizing neural networks" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="docker.io/library/debian:12-slim" \
+      org.opencontainers.image.source="https://example.invalid/selu-serve"
+
+# Every option is also a SELU_* environment variable (the flag wins).
+ENV PATH="/opt/selu/bin:${PATH}" \
+    SELU_MODEL_REPOSITORY=/models \
+    SELU_GRPC_ADDRESS=0.0.0.0:8001 \
+    SELU_METRICS_ADDRESS=0.0.0.0:8002 \
+    SELU_LOG_FORMAT=json \
+    OMP_NUM_THREADS=1
+
+# Nothing is written at run time: the root filesystem can be read-only.
+USER 10001:10001
+WORKDIR /models
+EXPOSE 8001 8002
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["selu-client", "--address", "localhost:8001", "--timeout", "2", "health"]
+ENTRYPOINT ["selu-serve"]
+CMD ["--model-repository", "/models"]

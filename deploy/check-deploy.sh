@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Validates the deployment files with real tools (run by the ctest test
+# deploy_check; needs `deploy/install-deps.sh test` and the npm registry):
+#
+#   deploy/check-deploy.sh [--cache DIR] [--serve BIN] [--client BIN]
+#
+#   1. Dockerfile: linted by dockerfile-utils (npm), and its stages run the
+#      scripts CI runs (deploy/install-deps.sh, deploy/test.sh).
+#   2. Kubernetes: every kustomization under deploy/k8s rendered by
+#      `kubectl kustomize`, each object validated against the Kubernetes
+#      OpenAPI schemas (npm kubernetes-models, @kubernetes-models/prometheus-operator).
+#   3. Prometheus: promtool check config / check rules.
+#   4. Grafana + alerts: every metric their exprs name is exported by the real
+#      selu-serve (started on port 0, sent requests, /metrics scraped).
+#   5. docker-compose.yml parses and references existing files.
+#   6. Runtime libraries: ldd of selu-serve and selu-client resolves, and each
+#      library belongs to a package in install-deps.sh's runtime group or its
+#      dependencies (what the runtime image installs).
+# npm packages are installed once into DIR (default build/deploy-check) with
+# `npm install --no-save --prefix DIR`; versions pinned below, for Debian 12's
+# node 18.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+CACHE="$ROOT/build/deploy-check"
+SERVE="$ROOT/build/release/server/selu-serve"
+CLIENT="$ROOT/build/release/client/selu-client"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --cache) CACHE="$2"; shift 2 ;;
+    --serve) SERVE="$2"; shift 2 ;;
+    --client) CLIENT="$2"; shift 2 ;;
+    *) echo "check-deploy.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+NPM_PKGS=(
+  dockerfile-utils@0.16.3
+  kubernetes-models@4.4.2
+  @kubernetes-models/prometheus-operator@4.4.4
+  js-yaml@4.1.0
+)
+
+failed=()
+step() { echo; echo "=== $*"; }
+fail() { echo "FAIL: $*" >&2; failed+=("$1"); }
+
+need() {
+  local missing=0
+  for c in "$@"; do
+    if ! command -v "$c" >/dev/null; then
+      echo "FAIL: '$c' not found: run deploy/install-deps.sh test" >&2
+      missing=1
+    fi
+  done
+  return $missing
+}
+need node npm kubectl promtool python3 ldd dpkg apt-cache curl
+python3 -c 'import yaml' || { echo "FAIL: python3-yaml missing: run deploy/install-deps.sh test" >&2; exit 1; }
+[[ -x "$SERVE" && -x "$CLIENT" ]] || { echo "FAIL: build selu-serve and selu-client first ($SERVE, $CLIENT)" >&2; exit 1; }
+
+# ------------------------------------------------------------ npm tools
+step "npm tools in $CACHE"
+mkdir -p "$CACHE"
+stamp="$CACHE/.installed"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "${NPM_PKGS[*]}" ]]; then
+  if ! npm install --no-save --no-audit --no-fund --no-package-lock --prefix "$CACHE" "${NPM_PKGS[@]}" >"$CACHE/npm-install.log" 2>&1; then
+    cat "$CACHE/npm-install.log" >&2
+    echo "FAIL: npm install of ${NPM_PKGS[*]} failed (is the npm registry reachable?); the deploy checks need these tools and are not skipped" >&2
+    exit 1
+  fi
+  echo "${NPM_PKGS[*]}" >"$stamp"
+fi
+export NODE_PATH="$CACHE/node_modules"
+echo "node $(node --version), $(ls "$NODE_PATH" | wc -l) packages"
+
+# ----------------------------------------------------------- Dockerfile
+step "Dockerfile: dockerfile-utils lint"
+lint_out="$("$CACHE/node_modules/.bin/dockerfile-utils" lint Dockerfile 2>&1)" || fail dockerfile-lint "dockerfile-utils exited non-zero"
+if [[ -n "$lint_out" ]]; then
+  echo "$lint_out"
+  fail dockerfile-lint "dockerfile-utils reported problems"
+else
+  echo "no problems"
+fi
+step "Dockerfile: stages run CI's scripts"
+expect_line() {  # the Dockerfile holds a line matching the regex
+  grep -Eq "$1" Dockerfile || fail dockerfile-structure "Dockerfile has no line matching: $1"
+}
+expect_line '^FROM debian:12 AS build$'
+expect_line '^FROM debian:12-slim AS runtime$'
+expect_line '^RUN deploy/install-deps.sh test'
+expect_line '^RUN deploy/test.sh'
+expect_line 'strip -o /out/selu-serve build/release/server/selu-serve'
+expect_line 'strip -o /out/selu-client build/release/client/selu-client'
+expect_line '^RUN /tmp/install-deps.sh runtime'
+expect_line '^USER [1-9][0-9]*'
+expect_line '^EXPOSE 8001 8002$'
+expect_line '^STOPSIGNAL SIGTERM$'
+expect_line '^ENTRYPOINT \["selu-serve"\]$'
+expect_line 'CMD \["selu-client", "--address", "localhost:8001".*"health"\]'
+for f in $(grep -Eo -- '--from=build /src/[^ ]+' Dockerfile | sed 's|--from=build /src/||'); do
+  [[ -e "$f" ]] || fail dockerfile-structure "Dockerfile copies $f from the build stage, which the release build does not produce"
+done
+for f in $(awk '/^COPY / && !/--from/ {for (i=2;i<NF;i++) if ($i !~ /^--/) print $i}' Dockerfile); do
+  [[ "$f" == "." || -e "$f" ]] || fail dockerfile-structure "Dockerfile copies $f, which does not exist"
+done
+grep -qx 'build/' .dockerignore || fail dockerfile-structure ".dockerignore does not exclude build/"
+# deploy/test.sh must still be what .ci/run runs
+if [[ -f .ci/run ]] && ! grep -q 'deploy/test.sh' .ci/run; then
+  fail dockerfile-structure ".ci/run no longer runs deploy/test.sh, the Dockerfile's build step"
+fi
+
+# ----------------------------------------------------------- Kubernetes
+for k in $(find deploy/k8s -name kustomization.yaml -printf '%h\n' | sort); do
+  step "Kubernetes: kubectl kustomize $k + schema validation"
+  out="$CACHE/rendered-$(echo "$k" | tr / _).yaml"
+  if kubectl kustomize "$k" >"$out" 2>"$out.err"; then
+    node deploy/check/validate-k8s.js "$out" || fail "k8s-schema" "$k does not validate"
+  else
+    cat "$out.err" >&2
+    fail "k8s-kustomize" "kubectl kustomize $k failed"
+  fi
+done
+
+# ----------------------------------------------------------- Prometheus
+step "Prometheus: promtool"
+promtool check config deploy/prometheus/prometheus.yml || fail promtool "check config"
+promtool check rules deploy/prometheus/alerts.yml || fail promtool "check rules"
+
+# ----------------------------------------- Grafana/alerts vs real metrics
+step "Grafana dashboard and alerts name only exported metrics"
+python3 -m json.tool deploy/grafana/selu-serve-dashboard.json >/dev/null || fail grafana "dashboard is not valid JSON"
+tmp="$(mktemp -d)"
+serve_pid=""
+cleanup() {
+  if [[ -n "$serve_pid" ]]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+"$SERVE" --model-repository models --grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \
+  --port-file "$tmp/grpc.port" --metrics-port-file "$tmp/metrics.port" --log-level warn \
+  >"$tmp/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do
+  [[ -s "$tmp/grpc.port" && -s "$tmp/metrics.port" ]] && break
+  kill -0 "$serve_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -s "$tmp/grpc.port" && -s "$tmp/metrics.port" ]]; then
+  addr="127.0.0.1:$(cat "$tmp/grpc.port")"
+  "$CLIENT" --address "$addr" health >/dev/null || fail metrics "server not SERVING"
+  "$CLIENT" --address "$addr" infer digits_snn --csv models/digits_snn/heldout.csv --batch 32 >/dev/null \
+    || fail metrics "inference failed"
+  # one refused request too, so error-coded series exist
+  "$CLIENT" --address "$addr" infer digits_snn --json '[[1,2,3]]' >/dev/null 2>&1 || true
+  curl -sf "http://127.0.0.1:$(cat "$tmp/metrics.port")/metrics" >"$tmp/metrics.txt" || fail metrics "scrape failed"
+  PYTHONDONTWRITEBYTECODE=1 python3 deploy/check/check_metrics_and_compose.py metrics "$tmp/metrics.txt" \
+    || fail metrics "dashboard/alerts name metrics the server does not export"
+else
+  cat "$tmp/serve.log" >&2
+  fail metrics "selu-serve did not start"
+fi
+
+# ------------------------------------------------------------- compose
+step "docker-compose.yml"
+PYTHONDONTWRITEBYTECODE=1 python3 deploy/check/check_metrics_and_compose.py compose || fail compose "docker-compose.yml"
+
+# ---------------------------------------------------- runtime libraries
+step "Runtime libraries of selu-serve and selu-client are in install-deps.sh runtime"
+# shellcheck disable=SC1090
+source <(sed -n '/^RUNTIME_PKGS=(/,/^)/p' deploy/install-deps.sh)
+allowed="$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+  --no-breaks --no-replaces --no-enhances "${RUNTIME_PKGS[@]}" 2>/dev/null |
+  sed -n 's/^\([a-z0-9][^ :]*\).*/\1/p' | sort -u)"
+# Priority: required packages are in every debian:12-slim image.
+required="$(dpkg-query -W -f='${Package} ${Priority}\n' | awk '$2 == "required" {print $1}')"
+libs_ok=1
+for bin in "$SERVE" "$CLIENT"; do
+  if ldd "$bin" | grep -q 'not found'; then
+    ldd "$bin" | grep 'not found' >&2
+    fail runtime-libs "$(basename "$bin") has unresolved libraries"
+    libs_ok=0
+  fi
+  while read -r lib; do
+    pkg="$(dpkg -S "*/$(basename "$lib")" 2>/dev/null | grep -E "^[^:]+(:[a-z0-9]+)?: /(usr/)?lib/" | head -1 | cut -d: -f1)"
+    if [[ -z "$pkg" ]]; then
+      pkg="$(dpkg -S "*/$(basename "$(readlink -f "$lib")")" 2>/dev/null | head -1 | cut -d: -f1)"
+    fi
+    if [[ -z "$pkg" ]]; then
+      fail runtime-libs "$(basename "$bin"): $lib belongs to no Debian package"
+      libs_ok=0
+    elif ! grep -qx "$pkg" <<<"$allowed" && ! grep -qx "$pkg" <<<"$required"; then
+      fail runtime-libs "$(basename "$bin"): $lib is in package $pkg, not pulled in by RUNTIME_PKGS in deploy/install-deps.sh"
+      libs_ok=0
+    fi
+  done < <(ldd "$bin" | awk '/=> \// {print $3}')
+done
+[[ $libs_ok -eq 1 ]] && echo "all libraries come from runtime packages"
+
+echo
+if [[ ${#failed[@]} -ne 0 ]]; then
+  echo "deploy checks FAILED: $(printf '%s\n' "${failed[@]}" | sort -u | tr '\n' ' ')"
+  exit 1
+fi
+echo "deploy checks passed"
