@@ -40,9 +40,8 @@ COPY --chown=root:root models/digits_snn /models/digits_snn
 
 LABEL org.opencontainers.image.title="selu-serve" \
       org.opencontainers.image.description="gRPC inference server (Open Inference Protocol v2) for self-normalizing neural networks" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="docker.io/library/debian:12-slim" \
-      org.opencontainers.image.source="https://example.invalid/selu-serve"
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.base.name="docker.io/library/debian:12-slim"
 
 # Every option is also a SELU_* environment variable (the flag wins).
 ENV PATH="/opt/selu/bin:${PATH}" \
