@@ -65,7 +65,18 @@ step "npm tools in $CACHE"
 mkdir -p "$CACHE"
 stamp="$CACHE/.installed"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "${NPM_PKGS[*]}" ]]; then
-  if ! npm install --no-save --no-audit --no-fund --no-package-lock --prefix "$CACHE" "${NPM_PKGS[@]}" >"$CACHE/npm-install.log" 2>&1; then
+  # Three tries, so that one slow or dropped registry answer does not fail CI.
+  installed=0
+  for attempt in 1 2 3; do
+    if npm install --no-save --no-audit --no-fund --no-package-lock --prefix "$CACHE" \
+        "${NPM_PKGS[@]}" >"$CACHE/npm-install.log" 2>&1; then
+      installed=1
+      break
+    fi
+    echo "npm install failed (attempt $attempt of 3)" >&2
+    sleep $((attempt * 5))
+  done
+  if [[ $installed != 1 ]]; then
     cat "$CACHE/npm-install.log" >&2
     echo "FAIL: npm install of ${NPM_PKGS[*]} failed (is the npm registry reachable?); the deploy checks need these tools and are not skipped" >&2
     exit 1
