@@ -56,8 +56,10 @@ need() {
   done
   return $missing
 }
-need node npm kubectl promtool python3 ldd dpkg apt-cache curl
-python3 -c 'import yaml' || { echo "FAIL: python3-yaml missing: run deploy/install-deps.sh test" >&2; exit 1; }
+# Debian's Python (python3-yaml): a python3 earlier on PATH may lack its modules.
+PYTHON="${SELU_PYTHON:-/usr/bin/python3}"
+need node npm kubectl promtool "$PYTHON" ldd dpkg apt-cache curl
+"$PYTHON" -c 'import yaml' || { echo "FAIL: python3-yaml missing: run deploy/install-deps.sh test" >&2; exit 1; }
 [[ -x "$SERVE" && -x "$CLIENT" ]] || { echo "FAIL: build selu-serve and selu-client first ($SERVE, $CLIENT)" >&2; exit 1; }
 
 # ------------------------------------------------------------ npm tools
@@ -142,7 +144,7 @@ promtool check rules deploy/prometheus/alerts.yml || fail promtool "check rules"
 
 # ----------------------------------------- Grafana/alerts vs real metrics
 step "Grafana dashboard and alerts name only exported metrics"
-python3 -m json.tool deploy/grafana/selu-serve-dashboard.json >/dev/null || fail grafana "dashboard is not valid JSON"
+"$PYTHON" -m json.tool deploy/grafana/selu-serve-dashboard.json >/dev/null || fail grafana "dashboard is not valid JSON"
 tmp="$(mktemp -d)"
 serve_pid=""
 cleanup() {
@@ -167,7 +169,7 @@ if [[ -s "$tmp/grpc.port" && -s "$tmp/metrics.port" ]]; then
   # one refused request too, so error-coded series exist
   "$CLIENT" --address "$addr" infer digits_snn --json '[[1,2,3]]' >/dev/null 2>&1 || true
   curl -sf "http://127.0.0.1:$(cat "$tmp/metrics.port")/metrics" >"$tmp/metrics.txt" || fail metrics "scrape failed"
-  PYTHONDONTWRITEBYTECODE=1 python3 deploy/check/check_metrics_and_compose.py metrics "$tmp/metrics.txt" \
+  PYTHONDONTWRITEBYTECODE=1 "$PYTHON" deploy/check/check_metrics_and_compose.py metrics "$tmp/metrics.txt" \
     || fail metrics "dashboard/alerts name metrics the server does not export"
 else
   cat "$tmp/serve.log" >&2
@@ -176,7 +178,7 @@ fi
 
 # ------------------------------------------------------------- compose
 step "docker-compose.yml"
-PYTHONDONTWRITEBYTECODE=1 python3 deploy/check/check_metrics_and_compose.py compose || fail compose "docker-compose.yml"
+PYTHONDONTWRITEBYTECODE=1 "$PYTHON" deploy/check/check_metrics_and_compose.py compose || fail compose "docker-compose.yml"
 
 # ---------------------------------------------------- runtime libraries
 step "Runtime libraries of selu-serve and selu-client are in install-deps.sh runtime"
