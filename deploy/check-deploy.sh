@@ -65,12 +65,19 @@ need node npm kubectl promtool "$PYTHON" ldd dpkg apt-cache curl
 # ------------------------------------------------------------ npm tools
 step "npm tools in $CACHE"
 mkdir -p "$CACHE"
+# Node trusts only its own CA bundle; behind a TLS-inspecting proxy whose CA
+# the administrator added to Debian's store (update-ca-certificates), npm
+# needs that store too.
+if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -r /etc/ssl/certs/ca-certificates.crt ]]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 stamp="$CACHE/.installed"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "${NPM_PKGS[*]}" ]]; then
   # Three tries, so that one slow or dropped registry answer does not fail CI.
   installed=0
   for attempt in 1 2 3; do
-    if npm install --no-save --no-audit --no-fund --no-package-lock --prefix "$CACHE" \
+    if npm install --no-save --no-audit --no-fund --no-package-lock --fetch-timeout=60000 \
+        --fetch-retries=2 --prefix "$CACHE" \
         "${NPM_PKGS[@]}" >"$CACHE/npm-install.log" 2>&1; then
       installed=1
       break
@@ -163,7 +170,14 @@ for _ in $(seq 100); do
 done
 if [[ -s "$tmp/grpc.port" && -s "$tmp/metrics.port" ]]; then
   addr="127.0.0.1:$(cat "$tmp/grpc.port")"
-  "$CLIENT" --address "$addr" health >/dev/null || fail metrics "server not SERVING"
+  # The port files appear when the server listens; the models load after
+  # that, and health turns SERVING once they are ready.
+  serving=0
+  for _ in $(seq 100); do
+    if "$CLIENT" --address "$addr" health >/dev/null 2>&1; then serving=1; break; fi
+    sleep 0.1
+  done
+  [[ $serving == 1 ]] || fail metrics "server not SERVING after 10 s"
   "$CLIENT" --address "$addr" infer digits_snn --csv models/digits_snn/heldout.csv --batch 32 >/dev/null \
     || fail metrics "inference failed"
   # one refused request too, so error-coded series exist
