@@ -62,8 +62,7 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "With --batch-execution auto: longest full-batch compute run on gRPC threads")
       ->envname("SELU_CALLER_EXECUTION_LIMIT_US")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
-  app.add_option("--engine-primitive", o->engine_primitive,
-                 "oneDNN primitive per layer")
+  app.add_option("--engine-primitive", o->engine_primitive, "oneDNN primitive per layer")
       ->envname("SELU_ENGINE_PRIMITIVE")
       ->check(CLI::IsMember({"inner_product", "matmul"}));
   app.add_option("--shutdown-grace", o->shutdown_grace_seconds,

@@ -28,7 +28,7 @@ struct ServerOptions {
   int64_t max_queue_delay_us = 0;
   int64_t max_queue_size = 1024;
   std::vector<int64_t> preferred_batch_sizes;
-  int instances = 1;          // batch worker threads (or computing callers) per model
+  int instances = 1;                     // batch worker threads (or computing callers) per model
   std::string batch_execution = "auto";  // auto, caller or workers
   int64_t caller_execution_limit_us = 250;
   std::string engine_primitive = "inner_product";  // or "matmul"

@@ -4,12 +4,12 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
 #include "server/logging.h"
@@ -31,17 +31,28 @@ bool WritePortFile(const std::string& path, int port) {
 
 std::string CpuIsaName() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
-    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    default: return "other";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    default:
+      return "other";
   }
 }
 
@@ -51,9 +62,9 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->options_ = options;
   const auto* v = dnnl::version();
-  app->service_ = std::make_unique<grpc_transport::InferenceService>(
-      grpc_transport::InferenceServiceOptions{.server_name = "selu-serve",
-                                              .server_version = SELU_VERSION});
+  app->service_ =
+      std::make_unique<grpc_transport::InferenceService>(grpc_transport::InferenceServiceOptions{
+          .server_name = "selu-serve", .server_version = SELU_VERSION});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -94,9 +105,8 @@ core::Status ServerApp::LoadModels() {
   serving.batcher.preferred_batch_sizes = options_.preferred_batch_sizes;
   serving.batcher.instances = options_.instances;
   serving.auto_execution = options_.batch_execution == "auto";
-  serving.batcher.execution = options_.batch_execution == "caller"
-                                  ? core::BatchExecution::kCaller
-                                  : core::BatchExecution::kWorkers;
+  serving.batcher.execution = options_.batch_execution == "caller" ? core::BatchExecution::kCaller
+                                                                   : core::BatchExecution::kWorkers;
   serving.caller_execution_limit = std::chrono::microseconds(options_.caller_execution_limit_us);
   const auto start = std::chrono::steady_clock::now();
   auto registry = core::ModelRegistry::LoadRepository(options_.model_repository, serving);
@@ -105,18 +115,16 @@ core::Status ServerApp::LoadModels() {
   for (const auto& e : registry_->Index()) {
     if (e.model) {
       const auto& spec = e.model->spec();
-      spdlog::info(LogText("model '" + e.name + "' version " + std::to_string(e.version) +
-                           " READY: " + std::to_string(spec.layers.size()) + " layers, " +
-                           std::to_string(spec.input_features) + " -> " +
-                           std::to_string(spec.output_features) + ", max_batch_size " +
-                           std::to_string(e.model->max_batch_size()) + ", execution " +
-                           (e.model->execution() == core::BatchExecution::kCaller ? "caller"
-                                                                                  : "workers") +
-                           (e.model->full_batch_time().count() > 0
-                                ? " (full batch " +
-                                      std::to_string(e.model->full_batch_time().count() / 1000) +
-                                      " µs)"
-                                : "")));
+      spdlog::info(LogText(
+          "model '" + e.name + "' version " + std::to_string(e.version) +
+          " READY: " + std::to_string(spec.layers.size()) + " layers, " +
+          std::to_string(spec.input_features) + " -> " + std::to_string(spec.output_features) +
+          ", max_batch_size " + std::to_string(e.model->max_batch_size()) + ", execution " +
+          (e.model->execution() == core::BatchExecution::kCaller ? "caller" : "workers") +
+          (e.model->full_batch_time().count() > 0
+               ? " (full batch " + std::to_string(e.model->full_batch_time().count() / 1000) +
+                     " µs)"
+               : "")));
     } else {
       spdlog::error(LogText("model '" + e.name + "' UNAVAILABLE: " + e.reason));
     }
@@ -159,8 +167,8 @@ core::Status ServerApp::StartMetrics() {
                        std::to_string(metrics_port_) + ")"));
   if (!options_.metrics_port_file.empty() &&
       !WritePortFile(options_.metrics_port_file, metrics_port_)) {
-    return core::FailedPreconditionError("cannot write port file '" +
-                                         options_.metrics_port_file + "'");
+    return core::FailedPreconditionError("cannot write port file '" + options_.metrics_port_file +
+                                         "'");
   }
   return core::OkStatus();
 }

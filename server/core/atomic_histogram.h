@@ -18,7 +18,7 @@ namespace selu::core {
 class AtomicHistogram {
  public:
   struct Snapshot {
-    std::vector<uint64_t> upper_bounds;  // inclusive, ascending; +Inf implied
+    std::vector<uint64_t> upper_bounds;   // inclusive, ascending; +Inf implied
     std::vector<uint64_t> bucket_counts;  // per bucket (not cumulative), size bounds+1
     uint64_t count = 0;
     uint64_t sum = 0;

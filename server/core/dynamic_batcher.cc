@@ -172,8 +172,8 @@ struct DynamicBatcher::Shared {
 
   // kCaller only.
   std::vector<std::unique_ptr<Slot>> slots;
-  std::vector<Slot*> free_slots;       // guarded by mu
-  std::condition_variable slots_cv;    // a slot was freed
+  std::vector<Slot*> free_slots;     // guarded by mu
+  std::condition_variable slots_cv;  // a slot was freed
 
   alignas(64) std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejected_full{0};

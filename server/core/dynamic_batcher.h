@@ -123,17 +123,17 @@ struct BatcherOptions {
 
 // Counters since start; read with relaxed loads (they are statistics).
 struct BatcherStats {
-  uint64_t accepted = 0;        // requests Submit() accepted
-  uint64_t rejected_full = 0;   // RESOURCE_EXHAUSTED at Submit
-  uint64_t succeeded = 0;       // requests answered OK
-  uint64_t failed = 0;          // answered with an error (engine error, deadline, cancel, drain)
-  uint64_t expired = 0;         // of which DEADLINE_EXCEEDED before compute
-  uint64_t cancelled = 0;       // of which CANCELLED before compute
-  uint64_t batches = 0;         // engine calls
-  uint64_t batched_rows = 0;    // rows computed
-  uint64_t queue_ns = 0;        // Σ enqueue → compute start, over computed requests
-  uint64_t compute_ns = 0;      // Σ engine time, over batches
-  int64_t queue_depth = 0;      // requests waiting now
+  uint64_t accepted = 0;       // requests Submit() accepted
+  uint64_t rejected_full = 0;  // RESOURCE_EXHAUSTED at Submit
+  uint64_t succeeded = 0;      // requests answered OK
+  uint64_t failed = 0;         // answered with an error (engine error, deadline, cancel, drain)
+  uint64_t expired = 0;        // of which DEADLINE_EXCEEDED before compute
+  uint64_t cancelled = 0;      // of which CANCELLED before compute
+  uint64_t batches = 0;        // engine calls
+  uint64_t batched_rows = 0;   // rows computed
+  uint64_t queue_ns = 0;       // Σ enqueue → compute start, over computed requests
+  uint64_t compute_ns = 0;     // Σ engine time, over batches
+  int64_t queue_depth = 0;     // requests waiting now
 };
 
 class DynamicBatcher {

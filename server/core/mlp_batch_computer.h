@@ -21,8 +21,7 @@ class MlpBatchComputer final : public BatchComputer {
   Status Warmup(const std::vector<int64_t>& batch_sizes) const override {
     return engine_->Warmup(batch_sizes);
   }
-  Status Compute(Context& context, const float* input, int64_t rows,
-                 float* output) const override {
+  Status Compute(Context& context, const float* input, int64_t rows, float* output) const override {
     return engine_->Run(*static_cast<EngineContext&>(context).workspace, input, rows, output);
   }
   const MlpEngine& engine() const { return *engine_; }

@@ -128,7 +128,7 @@ struct MlpEngine::Impl {
   mutable std::vector<std::unique_ptr<Workspace>> pool;
 
   StatusOr<std::shared_ptr<const BatchPlan>> GetPlan(int64_t rows) const;
-  StatusOr<std::shared_ptr<const BatchPlan>> BuildPlan(int64_t rows) const;  // requires mu
+  StatusOr<std::shared_ptr<const BatchPlan>> BuildPlan(int64_t rows) const;         // requires mu
   memory WeightsIn(size_t layer, const memory::desc& want, dnnl::stream& s) const;  // requires mu
   // Makes `ws` ready for `rows`: finds or binds its plan, sizes the buffers
   // and points the intermediate tensors at them.
@@ -289,12 +289,12 @@ StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t ro
       dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, plan->softmax_md, 1);
       dnnl::softmax_forward::primitive_desc pd(d, attr, cpu);
       plan->softmax_scratch_md = pd.scratchpad_desc();
-      plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, plan->softmax_scratch_md.get_size());
+      plan->max_scratch_bytes =
+          std::max(plan->max_scratch_bytes, plan->softmax_scratch_md.get_size());
       plan->softmax = dnnl::softmax_forward(pd);
     }
   } catch (const dnnl::error& e) {
-    return FromDnnlError(("building primitives for batch size " + std::to_string(rows)).c_str(),
-                         e);
+    return FromDnnlError(("building primitives for batch size " + std::to_string(rows)).c_str(), e);
   }
   return std::shared_ptr<const BatchPlan>(std::move(plan));
 }
@@ -336,8 +336,7 @@ std::unique_ptr<MlpEngine::Workspace> MlpEngine::CreateWorkspace() const {
   return std::unique_ptr<Workspace>(new Workspace(std::make_unique<Workspace::State>(impl_->cpu)));
 }
 
-Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows,
-                      float* output) const {
+Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows, float* output) const {
   Workspace::State& ws = *workspace.state_;
   if (rows < 1 || rows > impl_->options.max_rows) {
     return InvalidArgumentError("batch of " + std::to_string(rows) + " rows is outside [1, " +
@@ -362,8 +361,7 @@ Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows,
   } catch (const dnnl::error& e) {
     return FromDnnlError("running the model", e);
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError("out of memory for a batch of " + std::to_string(rows) +
-                                  " rows");
+    return ResourceExhaustedError("out of memory for a batch of " + std::to_string(rows) + " rows");
   }
   return OkStatus();
 }

@@ -14,9 +14,12 @@ namespace fs = std::filesystem;
 
 std::string_view ModelStateName(ModelState state) {
   switch (state) {
-    case ModelState::kReady: return "READY";
-    case ModelState::kFailed: return "UNAVAILABLE";
-    case ModelState::kDraining: return "DRAINING";
+    case ModelState::kReady:
+      return "READY";
+    case ModelState::kFailed:
+      return "UNAVAILABLE";
+    case ModelState::kDraining:
+      return "DRAINING";
   }
   return "UNKNOWN";
 }
@@ -42,7 +45,9 @@ StatusOr<std::chrono::nanoseconds> TimeFullBatch(const MlpEngine& engine, int64_
   for (int i = 0; i < 6; ++i) {
     const auto start = Clock::now();
     SELU_RETURN_IF_ERROR(engine.Run(*ws, in.data(), rows, out.data()));
-    if (i > 0) best = std::min(best, std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start));
+    if (i > 0)
+      best = std::min(best,
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start));
   }
   return best;
 }
@@ -74,8 +79,8 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
       }
     }
   }
-  auto batcher = DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine),
-                                        batcher_options);
+  auto batcher =
+      DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine), batcher_options);
   if (!batcher.ok()) return batcher.status().WithPrefix(path);
   std::shared_ptr<ServableModel> model(new ServableModel());
   model->stats_ = std::move(stats);

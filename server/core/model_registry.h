@@ -92,7 +92,7 @@ class ModelRegistry {
     std::string name;
     int64_t version = 0;  // 0 when no version folder was found
     ModelState state = ModelState::kFailed;
-    std::string reason;  // why it failed, empty when ready
+    std::string reason;                    // why it failed, empty when ready
     std::shared_ptr<ServableModel> model;  // null when failed
   };
 
@@ -129,7 +129,7 @@ class ModelRegistry {
   void RecordLoad(const std::string& name, bool success, Clock::duration took);
 
   mutable std::shared_mutex mu_;
-  std::vector<Entry> entries_;  // sorted by name, then version
+  std::vector<Entry> entries_;           // sorted by name, then version
   std::vector<LoadCounts> load_counts_;  // guarded by mu_
   AtomicHistogram load_duration_ns_{LoadDurationBucketsNs()};
 };

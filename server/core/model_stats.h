@@ -25,10 +25,10 @@ struct DurationTotals {
 };
 
 struct ModelStatsSnapshot {
-  uint64_t inference_count = 0;  // rows of successful requests
-  uint64_t execution_count = 0;  // engine calls
+  uint64_t inference_count = 0;    // rows of successful requests
+  uint64_t execution_count = 0;    // engine calls
   uint64_t last_inference_ms = 0;  // wall clock, ms since the epoch; 0: never
-  DurationTotals success;        // arrival → response ready
+  DurationTotals success;          // arrival → response ready
   DurationTotals fail;
   DurationTotals queue;          // enqueue → compute start (successful requests)
   DurationTotals compute_infer;  // engine time of the request's batch (successful requests)
@@ -37,10 +37,10 @@ struct ModelStatsSnapshot {
 
   // For metrics exporters.
   uint64_t requests_by_code[kStatusCodeCount] = {};  // every answered request, by final code
-  AtomicHistogram::Snapshot request_duration_ns;      // arrival → answer, every request
-  AtomicHistogram::Snapshot queue_duration_ns;        // enqueue → compute start, computed requests
-  AtomicHistogram::Snapshot compute_duration_ns;      // per engine call
-  AtomicHistogram::Snapshot batch_rows;               // per engine call
+  AtomicHistogram::Snapshot request_duration_ns;     // arrival → answer, every request
+  AtomicHistogram::Snapshot queue_duration_ns;       // enqueue → compute start, computed requests
+  AtomicHistogram::Snapshot compute_duration_ns;     // per engine call
+  AtomicHistogram::Snapshot batch_rows;              // per engine call
 };
 
 class ModelStats final : public BatchObserver {

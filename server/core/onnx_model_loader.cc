@@ -85,8 +85,9 @@ Status ReadFloats(const ConstTensor& ct, const std::string& label, std::vector<f
   const onnx::TensorProto& t = *ct.tensor;
   const std::string what = "tensor '" + t.name() + "' (" + ct.origin + ")";
   if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0) {
-    return Refuse(label, what + " uses external data; only weights stored inside the model file "
-                                "are supported");
+    return Refuse(label, what +
+                             " uses external data; only weights stored inside the model file "
+                             "are supported");
   }
   constexpr int64_t kMaxElements = int64_t{1} << 31;
   auto count_or = ElementCount(t.dims(), what, kMaxElements);
@@ -196,8 +197,8 @@ class GraphReader {
     for (const auto& vi : graph_.input()) {
       if (constants_.count(vi.name())) continue;  // IR < 4 lists initializers as inputs
       if (input != nullptr) {
-        return InvalidArgumentError("graph has more than one input ('" + input->name() +
-                                    "', '" + vi.name() + "'); an MLP takes one input tensor");
+        return InvalidArgumentError("graph has more than one input ('" + input->name() + "', '" +
+                                    vi.name() + "'); an MLP takes one input tensor");
       }
       input = &vi;
     }
@@ -206,10 +207,10 @@ class GraphReader {
     if (!input->type().has_tensor_type()) return InvalidArgumentError(what + " is not a tensor");
     const auto& tt = input->type().tensor_type();
     if (tt.elem_type() != onnx::TensorProto::FLOAT) {
-      return InvalidArgumentError(
-          what + " has element type " +
-          onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(tt.elem_type())) +
-          "; only FLOAT inputs are supported");
+      return InvalidArgumentError(what + " has element type " +
+                                  onnx::TensorProto::DataType_Name(
+                                      static_cast<onnx::TensorProto::DataType>(tt.elem_type())) +
+                                  "; only FLOAT inputs are supported");
     }
     if (!tt.has_shape() || tt.shape().dim_size() < 2) {
       return InvalidArgumentError(what + " must have a known shape [batch, features...]");
@@ -259,10 +260,10 @@ class GraphReader {
 
   Status CheckChained(const onnx::NodeProto& node, const std::string& label) {
     // Add is commutative: the running tensor may be either operand.
-    const bool chained = node.input_size() > 0 &&
-                         (node.input(0) == current_ ||
-                          (node.op_type() == "Add" && node.input_size() == 2 &&
-                           node.input(1) == current_));
+    const bool chained =
+        node.input_size() > 0 &&
+        (node.input(0) == current_ ||
+         (node.op_type() == "Add" && node.input_size() == 2 && node.input(1) == current_));
     if (!chained) {
       return Refuse(label, "does not take the previous tensor '" + current_ +
                                "' as its first input; only a single chain of layers is supported");
@@ -311,8 +312,8 @@ class GraphReader {
     SELU_RETURN_IF_ERROR(ReadFloats(c, label, &values));
     const auto& dims = c.tensor->dims();
     const int64_t n = features_;
-    const bool is_vector = (dims.size() == 1 && dims[0] == n) ||
-                           (dims.size() == 2 && dims[0] == 1 && dims[1] == n);
+    const bool is_vector =
+        (dims.size() == 1 && dims[0] == n) || (dims.size() == 2 && dims[0] == 1 && dims[1] == n);
     const bool is_scalar = values.size() == 1 && dims.size() <= 2;
     if (!is_vector && !is_scalar) {
       std::ostringstream shape;
@@ -337,7 +338,8 @@ class GraphReader {
     auto trans_b = IntAttribute(node, label, "transB", 0);
     auto alpha = FloatAttribute(node, label, "alpha", 1.0f);
     auto beta = FloatAttribute(node, label, "beta", 1.0f);
-    for (const Status* s : {&trans_a.status(), &trans_b.status(), &alpha.status(), &beta.status()}) {
+    for (const Status* s :
+         {&trans_a.status(), &trans_b.status(), &alpha.status(), &beta.status()}) {
       if (!s->ok()) return *s;
     }
     if (*trans_a != 0) return Refuse(label, "transA=1 is not supported (the batch must be rows)");
@@ -387,8 +389,9 @@ class GraphReader {
   Status ReadAdd(const onnx::NodeProto& node, const std::string& label) {
     if (node.input_size() != 2) return Refuse(label, "must have exactly two inputs");
     if (!layer_open_for_bias_) {
-      return Refuse(label, "adds to a tensor that is not the output of a Gemm or MatMul; only a "
-                           "bias directly after the matrix product is supported");
+      return Refuse(label,
+                    "adds to a tensor that is not the output of a Gemm or MatMul; only a "
+                    "bias directly after the matrix product is supported");
     }
     // Either operand order: x + b or b + x.
     const int other = node.input(0) == current_ ? 1 : 0;
@@ -397,8 +400,8 @@ class GraphReader {
     }
     auto c = constants_.find(node.input(other));
     if (c == constants_.end()) {
-      return Refuse(label, "operand '" + node.input(other) +
-                               "' is not a constant; only a bias may be added");
+      return Refuse(
+          label, "operand '" + node.input(other) + "' is not a constant; only a bias may be added");
     }
     return AddBias(c->second, label, 1.0f);
   }
@@ -512,10 +515,10 @@ class GraphReader {
     } else if (op == "Softmax") {
       status = ReadSoftmax(node, label);
     } else {
-      status = Refuse(label,
-                      "unsupported op type '" + op +
-                          "'; an MLP may use Gemm, MatMul, Add, Selu, Elu, Relu, Tanh, Sigmoid, "
-                          "Identity, Dropout, Flatten (at the input) and Softmax (at the end)");
+      status =
+          Refuse(label, "unsupported op type '" + op +
+                            "'; an MLP may use Gemm, MatMul, Add, Selu, Elu, Relu, Tanh, Sigmoid, "
+                            "Identity, Dropout, Flatten (at the input) and Softmax (at the end)");
     }
     SELU_RETURN_IF_ERROR(status);
     if (op != "Gemm" && op != "MatMul" && op != "Add" && op != "Identity" && op != "Dropout") {
@@ -551,10 +554,10 @@ class GraphReader {
                                       std::to_string(shape.dim_size()) + "; expected 2");
         }
         if (shape.dim(1).has_dim_value() && shape.dim(1).dim_value() != features_) {
-          return InvalidArgumentError(
-              "graph output '" + out.name() + "' declares " +
-              std::to_string(shape.dim(1).dim_value()) + " features but the last layer produces " +
-              std::to_string(features_));
+          return InvalidArgumentError("graph output '" + out.name() + "' declares " +
+                                      std::to_string(shape.dim(1).dim_value()) +
+                                      " features but the last layer produces " +
+                                      std::to_string(features_));
         }
       }
     }

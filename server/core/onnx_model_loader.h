@@ -7,8 +7,8 @@
 // converted) initializers, inline (raw_data or typed fields), finite.
 // Anything else is refused with INVALID_ARGUMENT and a message naming the
 // node, its op type and the reason (RESOURCE_EXHAUSTED for a file over the
-// size limit, NOT_FOUND for a missing file). The loader never crashes on hostile input: every size and index
-// is checked before use.
+// size limit, NOT_FOUND for a missing file). The loader never crashes on hostile input: every size
+// and index is checked before use.
 //
 // Thread safety: stateless functions, safe from any thread.
 #pragma once

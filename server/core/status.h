@@ -92,7 +92,7 @@ inline Status OutOfRangeError(std::string m) {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok());
     if (status_.ok()) status_ = InternalError("StatusOr constructed from OK status");
@@ -116,8 +116,8 @@ class [[nodiscard]] StatusOr {
 
 }  // namespace selu::core
 
-#define SELU_RETURN_IF_ERROR(expr)                \
-  do {                                            \
-    ::selu::core::Status selu_status_ = (expr);   \
-    if (!selu_status_.ok()) return selu_status_;  \
+#define SELU_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::selu::core::Status selu_status_ = (expr);  \
+    if (!selu_status_.ok()) return selu_status_; \
   } while (0)

@@ -46,8 +46,8 @@ core::StatusOr<int64_t> RowsOf(const inference::ModelInferRequest::InferInputTen
     }
   }
   if (!matches) {
-    return InvalidArgumentError(where + " has shape " + ShapeString(shape) + "; the model expects " +
-                                ExpectedShape(spec));
+    return InvalidArgumentError(where + " has shape " + ShapeString(shape) +
+                                "; the model expects " + ExpectedShape(spec));
   }
   const int64_t rows = shape[0];
   if (rows < 1) {
@@ -66,7 +66,9 @@ Status CheckFinite(const float* data, int64_t count, int64_t features, const std
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(data[i])) {
       return InvalidArgumentError("input '" + name + "' has a non-finite value (" +
-                                  (std::isnan(data[i]) ? "NaN" : data[i] > 0 ? "+inf" : "-inf") +
+                                  (std::isnan(data[i]) ? "NaN"
+                                   : data[i] > 0       ? "+inf"
+                                                       : "-inf") +
                                   ") at index " + std::to_string(i) + " (row " +
                                   std::to_string(i / features) + ", column " +
                                   std::to_string(i % features) + ")");
@@ -183,16 +185,14 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
       if (c.fp32_contents_size() != count) {
         return InvalidArgumentError(where + " has " + std::to_string(c.fp32_contents_size()) +
                                     " values in contents.fp32_contents; shape " +
-                                    ShapeString(input.shape()) + " needs " +
-                                    std::to_string(count));
+                                    ShapeString(input.shape()) + " needs " + std::to_string(count));
       }
       out->data = c.fp32_contents().data();
     } else if (input.datatype() == "FP64") {
       if (c.fp64_contents_size() != count) {
         return InvalidArgumentError(where + " has " + std::to_string(c.fp64_contents_size()) +
                                     " values in contents.fp64_contents; shape " +
-                                    ShapeString(input.shape()) + " needs " +
-                                    std::to_string(count));
+                                    ShapeString(input.shape()) + " needs " + std::to_string(count));
       }
       out->converted.assign(c.fp64_contents().begin(), c.fp64_contents().end());
       out->data = out->converted.data();
@@ -203,10 +203,10 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
     }
     // Values in a field other than the datatype's are a client bug, not
     // something to ignore.
-    const int stray = c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() +
-                      c.uint_contents_size() + c.uint64_contents_size() +
-                      c.bytes_contents_size() +
-                      (input.datatype() == "FP32" ? c.fp64_contents_size() : c.fp32_contents_size());
+    const int stray =
+        c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() +
+        c.uint_contents_size() + c.uint64_contents_size() + c.bytes_contents_size() +
+        (input.datatype() == "FP32" ? c.fp64_contents_size() : c.fp32_contents_size());
     if (stray > 0) {
       return InvalidArgumentError(where + " is " + input.datatype() +
                                   " but its contents also hold values of another type");
@@ -216,14 +216,13 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
 }
 
 core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& request,
-                                            const core::ModelSpec& spec,
-                                            const std::string& version, int64_t rows, bool raw,
+                                            const core::ModelSpec& spec, const std::string& version,
+                                            int64_t rows, bool raw,
                                             inference::ModelInferResponse* response) {
   for (const auto& wanted : request.outputs()) {
     if (wanted.name() != spec.output_name) {
       return InvalidArgumentError("unknown output '" + wanted.name() + "'; model '" +
-                                  request.model_name() + "' has output '" + spec.output_name +
-                                  "'");
+                                  request.model_name() + "' has output '" + spec.output_name + "'");
     }
   }
   response->set_model_name(request.model_name());

@@ -21,7 +21,7 @@
 namespace selu::grpc_transport {
 
 struct DecodedInput {
-  const float* data = nullptr;   // rows × features; into the request or `converted`
+  const float* data = nullptr;  // rows × features; into the request or `converted`
   int64_t rows = 0;
   bool raw = false;              // the input came as raw_input_contents
   std::vector<float> converted;  // holds the data when the datatype was not FP32
@@ -38,8 +38,8 @@ core::Status DecodeInferInput(const inference::ModelInferRequest& request,
 // must write it. INVALID_ARGUMENT if the request asks for an output the model
 // does not have.
 core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& request,
-                                            const core::ModelSpec& spec,
-                                            const std::string& version, int64_t rows, bool raw,
+                                            const core::ModelSpec& spec, const std::string& version,
+                                            int64_t rows, bool raw,
                                             inference::ModelInferResponse* response);
 
 // IEEE half / bfloat16 → float (exact).

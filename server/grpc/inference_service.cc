@@ -9,14 +9,22 @@ namespace selu::grpc_transport {
 
 std::string_view RpcName(Rpc rpc) {
   switch (rpc) {
-    case Rpc::kServerLive: return "ServerLive";
-    case Rpc::kServerReady: return "ServerReady";
-    case Rpc::kModelReady: return "ModelReady";
-    case Rpc::kServerMetadata: return "ServerMetadata";
-    case Rpc::kModelMetadata: return "ModelMetadata";
-    case Rpc::kModelInfer: return "ModelInfer";
-    case Rpc::kModelStatistics: return "ModelStatistics";
-    case Rpc::kCount: break;
+    case Rpc::kServerLive:
+      return "ServerLive";
+    case Rpc::kServerReady:
+      return "ServerReady";
+    case Rpc::kModelReady:
+      return "ModelReady";
+    case Rpc::kServerMetadata:
+      return "ServerMetadata";
+    case Rpc::kModelMetadata:
+      return "ModelMetadata";
+    case Rpc::kModelInfer:
+      return "ModelInfer";
+    case Rpc::kModelStatistics:
+      return "ModelStatistics";
+    case Rpc::kCount:
+      break;
   }
   return "unknown";
 }
@@ -215,8 +223,9 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   counters.Start();
   const Clock::time_point arrival = start;
   if (shutting_down()) {
-    return FinishNow(counters, start, context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                           "server is shutting down; send to another replica"));
+    return FinishNow(counters, start, context,
+                     grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                  "server is shutting down; send to another replica"));
   }
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));

@@ -8,8 +8,8 @@ namespace selu::metrics {
 
 std::vector<prometheus::MetricFamily> GrpcServerMetrics::Collect() const {
   using grpc_transport::Rpc;
-  auto started = CounterFamily("grpc_server_started_total",
-                               "Total number of RPCs started on the server.");
+  auto started =
+      CounterFamily("grpc_server_started_total", "Total number of RPCs started on the server.");
   auto handled = CounterFamily("grpc_server_handled_total",
                                "Total number of RPCs completed on the server, regardless of "
                                "success or failure.");

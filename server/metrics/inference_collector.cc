@@ -22,12 +22,12 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
                                   "Inference request time from arrival to response ready.");
   auto queue = HistogramFamily("selu_inference_queue_duration_seconds",
                                "Time a computed request waited in the batching queue.");
-  auto compute = HistogramFamily("selu_inference_compute_duration_seconds",
-                                 "Engine time per batch.");
+  auto compute =
+      HistogramFamily("selu_inference_compute_duration_seconds", "Engine time per batch.");
   auto batch = HistogramFamily("selu_inference_batch_size", "Rows per engine call.");
   auto depth = GaugeFamily("selu_inference_queue_depth", "Requests waiting in the queue.");
-  auto in_flight = GaugeFamily("selu_inference_in_flight",
-                               "Inference calls accepted and not yet completed.");
+  auto in_flight =
+      GaugeFamily("selu_inference_in_flight", "Inference calls accepted and not yet completed.");
   auto ready = GaugeFamily("selu_model_ready", "1 when the model version serves requests.");
   auto loads = CounterFamily("selu_model_loads_total", "Model loads, by result.");
   auto load_duration =
@@ -70,8 +70,8 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
     AddHistogram(load_duration, {}, registry->LoadDurations(), 1e9);
   }
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight,
-                  &ready, &loads, &load_duration, &build}) {
+  for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight, &ready,
+                  &loads, &load_duration, &build}) {
     out.push_back(std::move(*f));
   }
   return out;
@@ -141,7 +141,7 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   auto start_f = GaugeFamily("process_start_time_seconds",
                              "Start time of the process since unix epoch in seconds.");
   AddGauge(start_f, {}, start);
-  return {std::move(cpu_f), std::move(rss_f), std::move(vsize_f),
+  return {std::move(cpu_f), std::move(rss_f),     std::move(vsize_f),
           std::move(fds_f), std::move(max_fds_f), std::move(start_f)};
 }
 

@@ -61,23 +61,40 @@ void AddHistogram(prometheus::MetricFamily& family, Labels labels,
 
 std::string GrpcCodeName(core::StatusCode code) {
   switch (code) {
-    case core::StatusCode::kOk: return "OK";
-    case core::StatusCode::kCancelled: return "Canceled";
-    case core::StatusCode::kUnknown: return "Unknown";
-    case core::StatusCode::kInvalidArgument: return "InvalidArgument";
-    case core::StatusCode::kDeadlineExceeded: return "DeadlineExceeded";
-    case core::StatusCode::kNotFound: return "NotFound";
-    case core::StatusCode::kAlreadyExists: return "AlreadyExists";
-    case core::StatusCode::kPermissionDenied: return "PermissionDenied";
-    case core::StatusCode::kResourceExhausted: return "ResourceExhausted";
-    case core::StatusCode::kFailedPrecondition: return "FailedPrecondition";
-    case core::StatusCode::kAborted: return "Aborted";
-    case core::StatusCode::kOutOfRange: return "OutOfRange";
-    case core::StatusCode::kUnimplemented: return "Unimplemented";
-    case core::StatusCode::kInternal: return "Internal";
-    case core::StatusCode::kUnavailable: return "Unavailable";
-    case core::StatusCode::kDataLoss: return "DataLoss";
-    case core::StatusCode::kUnauthenticated: return "Unauthenticated";
+    case core::StatusCode::kOk:
+      return "OK";
+    case core::StatusCode::kCancelled:
+      return "Canceled";
+    case core::StatusCode::kUnknown:
+      return "Unknown";
+    case core::StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case core::StatusCode::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case core::StatusCode::kNotFound:
+      return "NotFound";
+    case core::StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case core::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case core::StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
+    case core::StatusCode::kFailedPrecondition:
+      return "FailedPrecondition";
+    case core::StatusCode::kAborted:
+      return "Aborted";
+    case core::StatusCode::kOutOfRange:
+      return "OutOfRange";
+    case core::StatusCode::kUnimplemented:
+      return "Unimplemented";
+    case core::StatusCode::kInternal:
+      return "Internal";
+    case core::StatusCode::kUnavailable:
+      return "Unavailable";
+    case core::StatusCode::kDataLoss:
+      return "DataLoss";
+    case core::StatusCode::kUnauthenticated:
+      return "Unauthenticated";
   }
   return "Unknown";
 }

@@ -237,22 +237,21 @@ TEST_F(GrpcClientTest, ConcurrentAsyncCallsEachGetTheirRows) {
   }
   for (auto& c : calls) {
     Call* call = c.get();
-    server.stub().async()->ModelInfer(&call->ctx, &call->req, &call->resp,
-                                      [&, call](grpc::Status s) {
-                                        if (!s.ok() || call->resp.id() != call->req.id()) {
-                                          bad++;
-                                        } else {
-                                          const auto out = Outputs(call->resp);
-                                          for (size_t i = 0; i < out.size(); ++i) {
-                                            if (std::abs(out[i] -
-                                                         expected_[call->first * 10 + i]) > 1e-5) {
-                                              bad++;
-                                              break;
-                                            }
-                                          }
-                                        }
-                                        done++;
-                                      });
+    server.stub().async()->ModelInfer(
+        &call->ctx, &call->req, &call->resp, [&, call](grpc::Status s) {
+          if (!s.ok() || call->resp.id() != call->req.id()) {
+            bad++;
+          } else {
+            const auto out = Outputs(call->resp);
+            for (size_t i = 0; i < out.size(); ++i) {
+              if (std::abs(out[i] - expected_[call->first * 10 + i]) > 1e-5) {
+                bad++;
+                break;
+              }
+            }
+          }
+          done++;
+        });
   }
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (done.load() < kCalls && std::chrono::steady_clock::now() < give_up) {

@@ -3,13 +3,14 @@
 //
 // Tolerance: |engine − reference| ≤ 2e-6·max(1, |reference|). oneDNN's JIT
 // exp is accurate to a few ulp of fp32; 2e-6 is ~16 ulp at 1.0.
+#include "server/core/activation.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "server/core/activation.h"
 #include "server/core/mlp_engine.h"
 
 namespace selu::core {
@@ -36,9 +37,9 @@ std::unique_ptr<MlpEngine> UnitModel(std::vector<Activation> acts, EnginePrimiti
 }
 
 std::vector<float> Grid() {
-  std::vector<float> xs = {0.0f, -0.0f, 1e-7f, -1e-7f, 1e-3f, -1e-3f, 0.5f, -0.5f, 1.0f, -1.0f,
-                           3.0f, -3.0f, 10.0f, -10.0f, 20.0f, -20.0f, 80.0f, -80.0f, -87.0f,
-                           -88.5f, -100.0f, -1e4f, -1e30f, 1e30f};
+  std::vector<float> xs = {0.0f,  -0.0f,  1e-7f,  -1e-7f, 1e-3f,   -1e-3f, 0.5f,   -0.5f,
+                           1.0f,  -1.0f,  3.0f,   -3.0f,  10.0f,   -10.0f, 20.0f,  -20.0f,
+                           80.0f, -80.0f, -87.0f, -88.5f, -100.0f, -1e4f,  -1e30f, 1e30f};
   for (int i = -400; i <= 400; ++i) xs.push_back(i * 0.0125f);
   return xs;
 }

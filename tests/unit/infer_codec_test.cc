@@ -92,7 +92,8 @@ TEST(InferCodecTest, Fp64TypedAndRawAreConverted) {
   }
   DecodedInput in;
   ASSERT_TRUE(Decode(typed, &in).ok());
-  EXPECT_EQ(std::vector<float>(in.data, in.data + 4), (std::vector<float>{0.5f, -1.25f, 3.0f, 1e-3f}));
+  EXPECT_EQ(std::vector<float>(in.data, in.data + 4),
+            (std::vector<float>{0.5f, -1.25f, 3.0f, 1e-3f}));
 
   DecodedInput raw;
   ASSERT_TRUE(Decode(Raw<double>("FP64", 1, {1, 2, 3, 4}), &raw).ok());
@@ -104,7 +105,7 @@ TEST(InferCodecTest, HalfAndBfloat16Conversions) {
   EXPECT_EQ(HalfToFloat(0x3C00), 1.0f);
   EXPECT_EQ(HalfToFloat(0xC000), -2.0f);
   EXPECT_EQ(HalfToFloat(0x7BFF), 65504.0f);
-  EXPECT_EQ(HalfToFloat(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(HalfToFloat(0x0001), std::ldexp(1.0f, -24));     // smallest subnormal
   EXPECT_EQ(HalfToFloat(0x03FF), std::ldexp(1023.0f, -24));  // largest subnormal
   EXPECT_EQ(HalfToFloat(0x8000), -0.0f);
   EXPECT_TRUE(std::signbit(HalfToFloat(0x8000)));
@@ -182,7 +183,8 @@ TEST(InferCodecTest, Refusals) {
 
 TEST(InferCodecTest, NonFiniteValuesNameTheIndex) {
   const float inf = std::numeric_limits<float>::infinity();
-  ExpectInvalid(TypedFp32(2, {0, 0, 0, 0, 0, NAN, 0, 0}), {"input 'x'", "NaN", "index 5", "row 1, column 1"});
+  ExpectInvalid(TypedFp32(2, {0, 0, 0, 0, 0, NAN, 0, 0}),
+                {"input 'x'", "NaN", "index 5", "row 1, column 1"});
   ExpectInvalid(Raw<float>("FP32", 1, {0, 0, inf, 0}), {"+inf", "index 2"});
   ExpectInvalid(Raw<double>("FP64", 1, {0, 0, 0, -1e300}), {"-inf", "index 3"});  // overflows fp32
   ExpectInvalid(Raw<uint16_t>("FP16", 1, {0x7C00, 0, 0, 0}), {"+inf", "index 0"});

@@ -183,7 +183,8 @@ TEST_P(EngineTest, NanStaysInItsRow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Primitives, EngineTest,
-                         ::testing::Values(EnginePrimitive::kInnerProduct, EnginePrimitive::kMatmul),
+                         ::testing::Values(EnginePrimitive::kInnerProduct,
+                                           EnginePrimitive::kMatmul),
                          [](const auto& info) {
                            return info.param == EnginePrimitive::kMatmul ? "matmul"
                                                                          : "inner_product";

@@ -50,8 +50,8 @@ class ModelBuilder {
     t->set_data_type(onnx::TensorProto::FLOAT);
     for (int64_t d : dims) t->add_dims(d);
     if (raw) {
-      t->set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
-                                  values.size() * sizeof(float)));
+      t->set_raw_data(
+          std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
     } else {
       for (float v : values) t->add_float_data(v);
     }
@@ -129,14 +129,14 @@ Status LoadError(const std::string& bytes) {
   return spec.ok() ? OkStatus() : spec.status();
 }
 
-#define EXPECT_REFUSED(bytes, ...)                                           \
-  do {                                                                       \
-    Status s_ = LoadError(bytes);                                            \
-    EXPECT_EQ(s_.code(), StatusCode::kInvalidArgument) << s_.ToString();     \
-    for (const char* part_ : {__VA_ARGS__}) {                                \
-      EXPECT_NE(s_.message().find(part_), std::string::npos)                 \
-          << "message lacks '" << part_ << "': " << s_.message();            \
-    }                                                                        \
+#define EXPECT_REFUSED(bytes, ...)                                       \
+  do {                                                                   \
+    Status s_ = LoadError(bytes);                                        \
+    EXPECT_EQ(s_.code(), StatusCode::kInvalidArgument) << s_.ToString(); \
+    for (const char* part_ : {__VA_ARGS__}) {                            \
+      EXPECT_NE(s_.message().find(part_), std::string::npos)             \
+          << "message lacks '" << part_ << "': " << s_.message();        \
+    }                                                                    \
   } while (0)
 
 // ----------------------------------------------------------------- accepted
@@ -566,10 +566,18 @@ TEST(OnnxLoaderFuzzTest, MutatedModelsNeverCrash) {
     const int edits = 1 + int(rng() % 4);
     for (int e = 0; e < edits; ++e) {
       switch (rng() % 4) {
-        case 0: bytes[rng() % bytes.size()] = char(rng()); break;
-        case 1: bytes[rng() % bytes.size()] ^= char(1 << (rng() % 8)); break;
-        case 2: bytes.resize(rng() % bytes.size() + 1); break;
-        case 3: bytes.insert(rng() % bytes.size(), 1, char(rng())); break;
+        case 0:
+          bytes[rng() % bytes.size()] = char(rng());
+          break;
+        case 1:
+          bytes[rng() % bytes.size()] ^= char(1 << (rng() % 8));
+          break;
+        case 2:
+          bytes.resize(rng() % bytes.size() + 1);
+          break;
+        case 3:
+          bytes.insert(rng() % bytes.size(), 1, char(rng()));
+          break;
       }
     }
     for (bool checker : {true, false}) {
