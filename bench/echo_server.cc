@@ -28,8 +28,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +35,7 @@
 #include <vector>
 
 #include "proto/grpc_service.grpc.pb.h"
+#include "server/process_lifecycle.h"
 
 namespace {
 
@@ -144,25 +143,10 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
   HandoffWorker* handoff_;
 };
 
-bool WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!(out << port << "\n")) return false;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return !ec;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = selu::BlockStopSignals();
 
   std::string address = "127.0.0.1:0";
   std::string port_file;
@@ -205,7 +189,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server: cannot listen on %s\n", address.c_str());
     return 1;
   }
-  if (!port_file.empty() && !WritePortFile(port_file, port)) {
+  if (!port_file.empty() && !selu::WritePortFile(port_file, port)) {
     std::fprintf(stderr, "echo_server: cannot write %s\n", port_file.c_str());
     return 1;
   }

@@ -7,16 +7,13 @@
 
 #include "server/logging.h"
 #include "server/options.h"
+#include "server/process_lifecycle.h"
 #include "server/server_app.h"
 
 int main(int argc, char** argv) {
-  // Block the stop signals before any thread exists (gRPC's included), so
-  // only sigwait() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread exists (gRPC's included), so only sigwait() below
+  // receives the stop signals.
+  sigset_t stop_signals = selu::BlockStopSignals();
 
   selu::ServerOptions options;
   if (auto exit_code = selu::ParseServerOptions(argc, argv, &options)) return *exit_code;

@@ -7,27 +7,14 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
 #include "server/logging.h"
+#include "server/process_lifecycle.h"
 
 namespace selu {
 namespace {
-
-// Writes atomically (temp file + rename) so a reader never sees a partial port.
-bool WritePortFile(const std::string& path, int port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!(out << port << "\n")) return false;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return !ec;
-}
 
 std::string CpuIsaName() {
   switch (dnnl::get_effective_cpu_isa()) {

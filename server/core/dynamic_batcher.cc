@@ -114,8 +114,8 @@ struct DynamicBatcher::Shared {
   };
 
   void WorkerMain(int index);
-  // kCaller: runs batches on the calling thread with `slot` while requests
-  // are queued and the forming token is free; then frees the slot.
+  // kCaller: runs the caller's own lone request on the calling thread with
+  // `slot`, frees the slot and hands whatever queued meanwhile to a worker.
   void Lead(std::unique_lock<std::mutex>& lock, Slot* slot);
   // Forms one batch (the caller holds `lock` and the token) into `batch` and
   // gives the token up; false when draining has passed its deadline instead.

@@ -94,10 +94,6 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   return model;
 }
 
-ServableModel::~ServableModel() {
-  if (batcher_) batcher_->Drain(Clock::now());
-}
-
 void ServableModel::StopAccepting() { draining_.store(true, std::memory_order_relaxed); }
 
 void ServableModel::Drain(Clock::time_point deadline) {

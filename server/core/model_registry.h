@@ -52,7 +52,6 @@ class ServableModel {
   static StatusOr<std::shared_ptr<ServableModel>> Load(std::string name, int64_t version,
                                                        const std::string& path,
                                                        const ModelServingOptions& options);
-  ~ServableModel();
 
   const std::string& name() const { return name_; }
   int64_t version() const { return version_; }

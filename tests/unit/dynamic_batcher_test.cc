@@ -309,15 +309,21 @@ TEST_F(DynamicBatcherTest, CreateReturnsWarmupAndContextFailures) {
   EXPECT_EQ(b.status().code(), StatusCode::kInternal);
 }
 
-class ConcurrencyTest : public DynamicBatcherTest, public ::testing::WithParamInterface<int> {};
+// Both executions: worker threads only, and callers computing at an idle
+// batcher with workers taking the rest.
+class ConcurrencyTest : public DynamicBatcherTest,
+                        public ::testing::WithParamInterface<std::tuple<BatchExecution, int>> {};
 
 TEST_P(ConcurrencyTest, EachCallerGetsExactlyItsOwnRows) {
   constexpr int kThreads = 16;
   constexpr int kPerThread = 500;
+  const auto [execution, instances] = GetParam();
+  const bool caller = execution == BatchExecution::kCaller;
   BatcherOptions o;
   o.max_batch_size = 16;
-  o.instances = GetParam();
-  o.max_queue_delay = std::chrono::microseconds(200);
+  o.instances = instances;
+  o.execution = execution;
+  o.max_queue_delay = std::chrono::microseconds(caller ? 0 : 200);
   auto b = Make(o);
   ASSERT_NE(b, nullptr);
 
@@ -363,12 +369,17 @@ TEST_P(ConcurrencyTest, EachCallerGetsExactlyItsOwnRows) {
   std::set<const BatchComputer::Context*> contexts;
   for (const auto& c : calls) {
     EXPECT_LE(c.rows, 16);
-    EXPECT_THAT(c.thread_name, StartsWith("selu-batch-"));
+    if (!caller) {
+      EXPECT_THAT(c.thread_name, StartsWith("selu-batch-"));
+    }
     computed += c.rows;
     contexts.insert(c.context);
   }
   EXPECT_EQ(computed, total_rows.load());
-  EXPECT_LE(contexts.size(), static_cast<size_t>(GetParam()));
+  // One context per worker, and with kCaller one per caller slot too.
+  const int context_count = caller ? 2 * instances : instances;
+  EXPECT_EQ(computer_->contexts_created(), context_count);
+  EXPECT_LE(contexts.size(), static_cast<size_t>(context_count));
   const BatcherStats s = b->stats();
   EXPECT_EQ(s.accepted, uint64_t{kThreads * kPerThread});
   EXPECT_EQ(s.succeeded, uint64_t{kThreads * kPerThread});
@@ -378,8 +389,16 @@ TEST_P(ConcurrencyTest, EachCallerGetsExactlyItsOwnRows) {
   EXPECT_EQ(s.queue_depth, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Instances, ConcurrencyTest, ::testing::Values(1, 2),
-                         [](const auto& info) { return "x" + std::to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(ExecutionAndInstances, ConcurrencyTest,
+                         ::testing::Combine(::testing::Values(BatchExecution::kWorkers,
+                                                              BatchExecution::kCaller),
+                                            ::testing::Values(1, 2)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) == BatchExecution::kCaller
+                                                  ? "caller"
+                                                  : "workers") +
+                                  "_x" + std::to_string(std::get<1>(info.param));
+                         });
 
 TEST_F(DynamicBatcherTest, QueuedRequestsAreMergedIntoOneCall) {
   BatcherOptions o;
@@ -862,57 +881,6 @@ BatcherOptions CallerOptions(int instances = 1) {
   o.instances = instances;
   return o;
 }
-
-class CallerConcurrencyTest : public DynamicBatcherTest,
-                              public ::testing::WithParamInterface<int> {};
-
-TEST_P(CallerConcurrencyTest, EachCallerGetsExactlyItsOwnRows) {
-  constexpr int kThreads = 16;
-  constexpr int kPerThread = 500;
-  auto b = Make(CallerOptions(GetParam()));
-  ASSERT_NE(b, nullptr);
-  std::atomic<int64_t> total_rows{0}, wrong{0}, not_ok{0}, extra_done{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(2000 + t);
-      std::uniform_int_distribution<int64_t> rows(1, 8);
-      for (int i = 0; i < kPerThread; ++i) {
-        TestRequest r(rows(rng), rng());
-        if (!b->Submit(&r).ok()) {
-          ++not_ok;
-          continue;
-        }
-        if (!r.WaitDone()) std::abort();  // the batcher still holds &r
-        if (!r.status().ok()) ++not_ok;
-        if (!r.OutputIsOwn()) ++wrong;
-        if (r.done_count() != 1) ++extra_done;
-        total_rows += r.rows;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  b->Drain(Clock::now() + kSafety);
-  EXPECT_EQ(not_ok.load(), 0);
-  EXPECT_EQ(wrong.load(), 0);
-  EXPECT_EQ(extra_done.load(), 0);
-  int64_t computed = 0;
-  std::set<const BatchComputer::Context*> contexts;
-  for (const auto& c : computer_->calls()) {
-    EXPECT_LE(c.rows, 16);
-    computed += c.rows;
-    contexts.insert(c.context);
-  }
-  EXPECT_EQ(computed, total_rows.load());
-  // One context per worker and one per caller slot.
-  EXPECT_LE(contexts.size(), static_cast<size_t>(2 * GetParam()));
-  EXPECT_EQ(computer_->contexts_created(), 2 * GetParam());
-  const BatcherStats s = b->stats();
-  EXPECT_EQ(s.succeeded, uint64_t{kThreads * kPerThread});
-  EXPECT_EQ(s.queue_depth, 0);
-}
-
-INSTANTIATE_TEST_SUITE_P(Instances, CallerConcurrencyTest, ::testing::Values(1, 2));
 
 // A lone request is computed by its caller, in place, before Submit returns.
 TEST_F(DynamicBatcherTest, CallerComputesItsOwnRequestBeforeSubmitReturns) {
