@@ -221,7 +221,6 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelInfer];
   counters.Start();
-  const Clock::time_point arrival = start;
   if (shutting_down()) {
     return FinishNow(counters, start, context,
                      grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -231,7 +230,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->model_name(), request->model_version());
   if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-  auto* call = new InferCall(*model, response, arrival, &in_flight_, &counters);
+  auto* call = new InferCall(*model, response, start, &in_flight_, &counters);
   core::Status status;
   try {
     status = call->Start(*request, *context);
@@ -239,7 +238,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     status = core::InternalError(std::string("unexpected error: ") + e.what());
   }
   if (!status.ok()) {
-    (*model)->stats().RecordRefused(status.code(), arrival);
+    (*model)->stats().RecordRefused(status.code(), start);
     response->Clear();
     call->FinishCall(ToGrpcStatus(status));
   }
