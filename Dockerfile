@@ -6,7 +6,8 @@
 # The build stage runs deploy/test.sh: the very script CI (.ci/run) runs, so
 # an image only exists when the whole test suite passes. The runtime stage
 # installs the `runtime` group of deploy/install-deps.sh (the shared libraries
-# selu-serve and selu-client link, checked by the deploy_check test).
+# selu-serve and selu-client link, checked by the deploy_check test); its size
+# (about 144 MB uncompressed) is measured by deploy/check/image-size.sh.
 
 # ---------------------------------------------------------------- build
 FROM debian:12 AS build
@@ -27,8 +28,22 @@ RUN deploy/test.sh \
 FROM debian:12-slim AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY deploy/install-deps.sh /tmp/install-deps.sh
-RUN /tmp/install-deps.sh runtime \
-    && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
+# Like the slim image's own path-excludes (docs, man pages, locales), dpkg
+# leaves out the files of the runtime packages that neither binary loads:
+# gRPC's insecure-only and channelz libraries, its protoc plugin support and
+# libprotoc (9 MB). deploy/check-deploy.sh checks that no library in the ldd
+# closure of selu-serve or selu-client matches these patterns, and
+# deploy/check/image-size.sh measures the image with them. The rules are
+# dropped after the install, so later packages install whole.
+RUN printf 'path-exclude %s\n' \
+        '/usr/lib/*/libgrpc_unsecure.so*' \
+        '/usr/lib/*/libgrpc++_unsecure.so*' \
+        '/usr/lib/*/libgrpcpp_channelz.so*' \
+        '/usr/lib/*/libgrpc_plugin_support.so*' \
+        '/usr/lib/*/libprotoc.so*' \
+        >/etc/dpkg/dpkg.cfg.d/selu-runtime-excludes \
+    && /tmp/install-deps.sh runtime \
+    && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh /etc/dpkg/dpkg.cfg.d/selu-runtime-excludes \
     && groupadd --system --gid 10001 selu \
     && useradd --system --uid 10001 --gid selu --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin selu
 

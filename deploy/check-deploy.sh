@@ -15,10 +15,15 @@
 #   5. docker-compose.yml parses and references existing files.
 #   6. Runtime libraries: ldd of selu-serve and selu-client resolves, and each
 #      library belongs to a package in install-deps.sh's runtime group or its
-#      dependencies (what the runtime image installs).
+#      dependencies (what the runtime image installs), and matches none of the
+#      path-exclude patterns the Dockerfile's runtime stage gives dpkg.
+#   7. Runtime image size: deploy/check/image-size.sh (the Debian mirror: it
+#      downloads the runtime packages once, into DIR/image-size) keeps the
+#      runtime stage under 150 MB uncompressed.
 # npm packages are installed once into DIR (default build/deploy-check) with
 # `npm install --no-save --prefix DIR`; versions pinned below, for Debian 12's
-# node 18.
+# node 18 (checked with it too). The tools run with SELU_NODE (default: node),
+# kubectl is SELU_KUBECTL (default: kubectl), npm is the npm on PATH.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -58,7 +63,9 @@ need() {
 }
 # Debian's Python (python3-yaml): a python3 earlier on PATH may lack its modules.
 PYTHON="${SELU_PYTHON:-/usr/bin/python3}"
-need node npm kubectl promtool "$PYTHON" ldd dpkg apt-cache curl
+NODE="${SELU_NODE:-node}"
+KUBECTL="${SELU_KUBECTL:-kubectl}"
+need "$NODE" npm "$KUBECTL" promtool "$PYTHON" ldd dpkg apt-cache apt-get dpkg-deb strip curl
 "$PYTHON" -c 'import yaml' || { echo "FAIL: python3-yaml missing: run deploy/install-deps.sh test" >&2; exit 1; }
 [[ -x "$SERVE" && -x "$CLIENT" ]] || { echo "FAIL: build selu-serve and selu-client first ($SERVE, $CLIENT)" >&2; exit 1; }
 
@@ -93,11 +100,11 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "${NPM_PKGS[*]}" ]]; then
   echo "${NPM_PKGS[*]}" >"$stamp"
 fi
 export NODE_PATH="$CACHE/node_modules"
-echo "node $(node --version), $(ls "$NODE_PATH" | wc -l) packages"
+echo "node $("$NODE" --version) ($NODE), $(ls "$NODE_PATH" | wc -l) packages"
 
 # ----------------------------------------------------------- Dockerfile
 step "Dockerfile: dockerfile-utils lint"
-lint_out="$("$CACHE/node_modules/.bin/dockerfile-utils" lint Dockerfile 2>&1)" || fail dockerfile-lint "dockerfile-utils exited non-zero"
+lint_out="$("$NODE" "$CACHE/node_modules/dockerfile-utils/bin/dockerfile-utils" lint Dockerfile 2>&1)" || fail dockerfile-lint "dockerfile-utils exited non-zero"
 if [[ -n "$lint_out" ]]; then
   echo "$lint_out"
   fail dockerfile-lint "dockerfile-utils reported problems"
@@ -114,7 +121,7 @@ expect_line '^RUN deploy/install-deps.sh test'
 expect_line '^RUN deploy/test.sh'
 expect_line 'strip -o /out/selu-serve build/release/server/selu-serve'
 expect_line 'strip -o /out/selu-client build/release/client/selu-client'
-expect_line '^RUN /tmp/install-deps.sh runtime'
+expect_line '^(RUN| +&&) /tmp/install-deps.sh runtime( |$)'
 expect_line '^USER [1-9][0-9]*'
 expect_line '^EXPOSE 8001 8002$'
 expect_line '^STOPSIGNAL SIGTERM$'
@@ -133,11 +140,12 @@ if [[ -f .ci/run ]] && ! grep -q 'deploy/test.sh' .ci/run; then
 fi
 
 # ----------------------------------------------------------- Kubernetes
+echo; echo "kubectl: $("$KUBECTL" version --client 2>/dev/null | grep -Eo 'v[0-9]+\.[0-9]+\.[0-9]+' | head -1) ($KUBECTL)"
 for k in $(find deploy/k8s -name kustomization.yaml -printf '%h\n' | sort); do
   step "Kubernetes: kubectl kustomize $k + schema validation"
   out="$CACHE/rendered-$(echo "$k" | tr / _).yaml"
-  if kubectl kustomize "$k" >"$out" 2>"$out.err"; then
-    node deploy/check/validate-k8s.js "$out" || fail "k8s-schema" "$k does not validate"
+  if "$KUBECTL" kustomize "$k" >"$out" 2>"$out.err"; then
+    "$NODE" deploy/check/validate-k8s.js "$out" || fail "k8s-schema" "$k does not validate"
   else
     cat "$out.err" >&2
     fail "k8s-kustomize" "kubectl kustomize $k failed"
@@ -203,6 +211,15 @@ allowed="$(apt-cache depends --recurse --no-recommends --no-suggests --no-confli
   sed -n 's/^\([a-z0-9][^ :]*\).*/\1/p' | sort -u)"
 # Priority: required packages are in every debian:12-slim image.
 required="$(dpkg-query -W -f='${Package} ${Priority}\n' | awk '$2 == "required" {print $1}')"
+# The runtime stage has dpkg leave out some files of these packages (the
+# '/usr/...' patterns it writes to /etc/dpkg/dpkg.cfg.d/): none may be needed.
+mapfile -t excludes < <(grep -o "'/usr/[^']*'" Dockerfile | tr -d "'")
+excluded_by_dockerfile() {  # PATH: matched by a pattern (* matches / too, as in dpkg)
+  local p
+  # shellcheck disable=SC2053  # the patterns are globs
+  for p in "${excludes[@]}"; do [[ "$1" == $p ]] && return 0; done
+  return 1
+}
 libs_ok=1
 for bin in "$SERVE" "$CLIENT"; do
   if ldd "$bin" | grep -q 'not found'; then
@@ -222,9 +239,21 @@ for bin in "$SERVE" "$CLIENT"; do
       fail runtime-libs "$(basename "$bin"): $lib is in package $pkg, not pulled in by RUNTIME_PKGS in deploy/install-deps.sh"
       libs_ok=0
     fi
+    real="$(readlink -f "$lib")"
+    for path in "/usr/lib/$(basename "$(dirname "$real")")/$(basename "$lib")" "/usr${real#/usr}"; do
+      if excluded_by_dockerfile "$path"; then
+        fail runtime-libs "$(basename "$bin") needs $path, which the Dockerfile's runtime stage excludes (path-exclude)"
+        libs_ok=0
+      fi
+    done
   done < <(ldd "$bin" | awk '/=> \// {print $3}')
 done
-[[ $libs_ok -eq 1 ]] && echo "all libraries come from runtime packages"
+[[ $libs_ok -eq 1 ]] && echo "all libraries come from runtime packages; none is path-excluded (${#excludes[@]} patterns)"
+
+# ------------------------------------------------------ runtime image size
+step "Runtime image size (deploy/check/image-size.sh)"
+deploy/check/image-size.sh --serve "$SERVE" --client "$CLIENT" --cache "$CACHE/image-size" \
+  || fail image-size "the runtime stage is over 150 MB, or could not be measured"
 
 echo
 if [[ ${#failed[@]} -ne 0 ]]; then

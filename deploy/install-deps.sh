@@ -3,7 +3,9 @@
 #
 #   deploy/install-deps.sh [runtime|build|test|all]...   (default: all)
 #
-# runtime: shared libraries the selu-serve binary links against.
+# runtime: shared libraries the selu-serve binary links against (nothing else:
+#          the runtime image installs exactly this group; plaintext gRPC only,
+#          so no ca-certificates).
 # build:   compilers, CMake and the -dev packages (includes runtime).
 # test:    GoogleTest, Python with torch/onnx/grpcio, Prometheus, kubectl, node/npm
 #          (deploy/check-deploy.sh) (includes build).
@@ -14,7 +16,6 @@ set -euo pipefail
 RUNTIME_PKGS=(
   libdnnl2 libgomp1 libonnx1 libprotobuf32 libgrpc++1.51 libgrpc29
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9
-  ca-certificates
 )
 BUILD_PKGS=(
   build-essential g++ cmake ninja-build pkg-config git
@@ -28,7 +29,7 @@ TEST_PKGS=(
   python3 python3-numpy python3-torch python3-onnx python3-sklearn
   python3-grpcio python3-grpc-tools python3-protobuf
   libopenblas0-pthread
-  prometheus curl procps
+  prometheus curl procps ca-certificates
   kubernetes-client nodejs npm python3-yaml
 )
 # Packages whose command is enough, from whatever package provides it: on a
