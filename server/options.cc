@@ -13,8 +13,25 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
   app.get_formatter()->column_width(44);
 
   app.add_option("--model-repository", o->model_repository,
-                 "Folder of models: <repository>/<model>/<version>/model.onnx")
+                 "Folder of models: <repository>/<model>/config.pbtxt (optional) and "
+                 "<repository>/<model>/<version>/model.onnx")
       ->envname("SELU_MODEL_REPOSITORY");
+  app.add_option("--model-control-mode", o->model_control_mode,
+                 "'none': load the repository at start-up; 'poll': also rescan it every "
+                 "--repository-poll-seconds and apply new, changed and removed versions; "
+                 "'explicit': load only --load-model models and what the "
+                 "RepositoryModelLoad/Unload rpcs ask for")
+      ->envname("SELU_MODEL_CONTROL_MODE")
+      ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  app.add_option("--repository-poll-seconds", o->repository_poll_seconds,
+                 "With --model-control-mode=poll: seconds between repository scans")
+      ->envname("SELU_REPOSITORY_POLL_SECONDS")
+      ->check(CLI::Range(0.05, 86400.0));
+  app.add_option("--load-model", o->load_models,
+                 "With --model-control-mode=explicit: a model to load at start-up (repeatable; "
+                 "'*' loads every model)")
+      ->envname("SELU_LOAD_MODEL")
+      ->delimiter(',');
   app.add_option("--grpc-address", o->grpc_address,
                  "host:port the gRPC service listens on (port 0 picks a free port)")
       ->envname("SELU_GRPC_ADDRESS");

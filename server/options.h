@@ -12,6 +12,9 @@ namespace selu {
 
 struct ServerOptions {
   std::string model_repository = "models";
+  std::string model_control_mode = "none";  // none, poll or explicit
+  double repository_poll_seconds = 15.0;
+  std::vector<std::string> load_models;  // explicit mode: loaded at start-up ("*": all)
   std::string grpc_address = "0.0.0.0:8001";
   std::string metrics_address = "0.0.0.0:8002";  // empty: no metrics endpoint
   // Written with the bound gRPC port once listening (for tests and scripts

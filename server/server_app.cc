@@ -82,7 +82,8 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
 ServerApp::~ServerApp() { Stop(); }
 
 core::Status ServerApp::LoadModels() {
-  core::ModelServingOptions serving;
+  core::ModelRegistryOptions registry_options;
+  core::ModelServingOptions& serving = registry_options.serving;
   serving.engine.primitive = options_.engine_primitive == "matmul"
                                  ? core::EnginePrimitive::kMatmul
                                  : core::EnginePrimitive::kInnerProduct;
@@ -95,31 +96,38 @@ core::Status ServerApp::LoadModels() {
   serving.batcher.execution = options_.batch_execution == "caller" ? core::BatchExecution::kCaller
                                                                    : core::BatchExecution::kWorkers;
   serving.caller_execution_limit = std::chrono::microseconds(options_.caller_execution_limit_us);
-  const auto start = std::chrono::steady_clock::now();
-  auto registry = core::ModelRegistry::LoadRepository(options_.model_repository, serving);
-  if (!registry.ok()) return registry.status();
-  registry_ = std::move(registry).value();
-  for (const auto& e : registry_->Index()) {
-    if (e.model) {
-      const auto& spec = e.model->spec();
-      spdlog::info(LogText(
-          "model '" + e.name + "' version " + std::to_string(e.version) +
-          " READY: " + std::to_string(spec.layers.size()) + " layers, " +
-          std::to_string(spec.input_features) + " -> " + std::to_string(spec.output_features) +
-          ", max_batch_size " + std::to_string(e.model->max_batch_size()) + ", execution " +
-          (e.model->execution() == core::BatchExecution::kCaller ? "caller" : "workers") +
-          (e.model->full_batch_time().count() > 0
-               ? " (full batch " + std::to_string(e.model->full_batch_time().count() / 1000) +
-                     " µs)"
-               : "")));
+  registry_options.root = options_.model_repository;
+  registry_options.mode = options_.model_control_mode == "poll" ? core::ModelControlMode::kPoll
+                          : options_.model_control_mode == "explicit"
+                              ? core::ModelControlMode::kExplicit
+                              : core::ModelControlMode::kNone;
+  registry_options.poll_period =
+      std::chrono::milliseconds(static_cast<int64_t>(options_.repository_poll_seconds * 1000.0));
+  registry_options.startup_models = options_.load_models;
+  registry_options.drain_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(std::max(1.0, options_.shutdown_grace_seconds) * 1000.0));
+  registry_options.on_change = [this] { SetHealth(serving_.load()); };
+  registry_options.log = [](std::string_view level, const std::string& message) {
+    if (level == "error") {
+      spdlog::error(LogText(message));
+    } else if (level == "warn") {
+      spdlog::warn(LogText(message));
     } else {
-      spdlog::error(LogText("model '" + e.name + "' UNAVAILABLE: " + e.reason));
+      spdlog::info(LogText(message));
     }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto registry = core::ModelRegistry::Open(std::move(registry_options));
+  if (!registry.ok()) return registry.status();
+  {
+    std::lock_guard lock(health_mu_);
+    registry_ = std::move(registry).value();
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info(LogText("models loaded in " + std::to_string(seconds) + " s from '" +
-                       options_.model_repository + "'"));
+                       options_.model_repository + "' (model control mode " +
+                       options_.model_control_mode + ")"));
   service_->SetRegistry(registry_.get());
   if (inference_metrics_) inference_metrics_->SetRegistry(registry_.get());
   return core::OkStatus();
@@ -161,15 +169,19 @@ core::Status ServerApp::StartMetrics() {
 }
 
 void ServerApp::SetHealth(bool serving) {
+  std::lock_guard lock(health_mu_);
+  serving_.store(serving);
   auto* health = server_->GetHealthCheckService();
   if (health == nullptr) return;
   const bool all_ready = serving && registry_ && registry_->AllReady();
   health->SetServingStatus("", all_ready);
   health->SetServingStatus("inference.GRPCInferenceService", serving);
-  if (registry_) {
-    for (const auto& e : registry_->Index()) {
-      health->SetServingStatus(e.name, serving && e.model != nullptr);
-    }
+  if (!registry_) return;
+  // Per model: SERVING while a version serves. Models that left the
+  // repository stay known to health, as NOT_SERVING.
+  for (const auto& e : registry_->Index()) health_names_.insert(e.name);
+  for (const std::string& name : health_names_) {
+    health->SetServingStatus(name, serving && registry_->ModelReady(name));
   }
 }
 

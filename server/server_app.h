@@ -11,7 +11,11 @@
 #include <grpcpp/server.h>
 #include <prometheus/exposer.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <string>
 
 #include "server/core/model_registry.h"
 #include "server/core/status.h"
@@ -41,6 +45,8 @@ class ServerApp {
  private:
   ServerApp() = default;
   core::Status LoadModels();
+  // Health of "", the service and every model; also called by the registry
+  // after each change of what is served.
   void SetHealth(bool serving);
   core::Status StartMetrics();
 
@@ -54,6 +60,9 @@ class ServerApp {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   int metrics_port_ = 0;
+  std::mutex health_mu_;  // SetHealth; also guards setting registry_
+  std::atomic<bool> serving_{false};
+  std::set<std::string> health_names_;  // guarded by health_mu_
   bool drained_ = false;
   bool stopped_ = false;
 };

@@ -1,113 +1,149 @@
-// The models a server serves: loaded from a model repository folder, each
-// version with its engine and dynamic batcher.
+// The models a server serves: read from a model repository folder, each
+// version with its engine and dynamic batcher, and changed while serving.
 //
-// Repository layout: <root>/<model>/<version>/model.onnx, version a positive
-// integer folder name. LoadRepository() loads the newest version of every
-// model folder (Triton's default version policy, latest { num_versions: 1 }).
-// A model that fails to load is kept in the index as FAILED with its reason;
-// the others serve.
+// Repository layout: <root>/<model>/config.pbtxt (optional, Triton's model
+// configuration, model_config.h) and <root>/<model>/<version>/model.onnx,
+// version a positive integer folder name. The version policy of a model
+// (config.pbtxt `version_policy`) picks the versions that serve:
+//   latest { num_versions: n }  the n newest versions that load (default n=1;
+//                               a version that fails to load is skipped, so
+//                               an older good one keeps serving)
+//   all {}                      every version that loads
+//   specific { versions: [..] } those versions
+// A bad new version never replaces a good one: when no chosen version loads,
+// the versions serving before stay.
 //
-// Thread safety: all methods may be called from any thread. Find() is the
-// per-request path: a shared (reader) lock and a shared_ptr copy.
+// Control modes (Triton's): kNone loads the repository at start-up and never
+// changes; kPoll rescans it every poll period (new, changed and removed
+// version folders, changed config.pbtxt); kExplicit loads what it is told,
+// at start-up and through LoadModel/UnloadModel.
+//
+// Swaps: a new version is loaded and warmed up (primitives for every batch
+// size) on the registry's control thread, off the serving path, then put in
+// the table under a short exclusive lock. The version it replaces stops being
+// found, finishes its queued and running requests on its own batcher, and is
+// freed once the last in-flight call lets go of it. A request that found the
+// old version just before the swap and is refused by its draining batcher
+// looks the model up again (the inference service retries), so a swap fails
+// no request.
+//
+// Safety: model names from rpcs must be plain folder names; a model folder,
+// version folder or model file that resolves (through symlinks) outside the
+// repository is refused; a model file is read whole through one descriptor
+// and refused if it changes while being read (a later poll retries it).
+//
+// Thread safety: every public method may be called from any thread. Find() is
+// the per-request path: a shared lock, a short scan and a shared_ptr copy.
+// Changes to the repository run one at a time on the control thread.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "proto/model_config.pb.h"
 #include "server/core/atomic_histogram.h"
 #include "server/core/dynamic_batcher.h"
 #include "server/core/mlp_engine.h"
+#include "server/core/model_config.h"
 #include "server/core/model_spec.h"
 #include "server/core/model_stats.h"
 #include "server/core/onnx_model_loader.h"
+#include "server/core/servable_model.h"
 #include "server/core/status.h"
 
 namespace selu::core {
 
-enum class ModelState { kReady, kFailed, kDraining };
-std::string_view ModelStateName(ModelState state);  // "READY", "UNAVAILABLE", "DRAINING"
+// Triton's model states, as RepositoryIndex reports them.
+enum class ModelState { kReady, kFailed, kLoading, kUnloading, kUnloaded };
+// "READY", "UNAVAILABLE" (failed and unloaded), "LOADING", "UNLOADING".
+std::string_view ModelStateName(ModelState state);
 
-struct ModelServingOptions {
-  OnnxLoaderOptions loader;
-  MlpEngineOptions engine;
-  BatcherOptions batcher;
-  // Pick BatchExecution per model: callers compute (kCaller) when the queue
-  // delay is 0 and a full batch computes within `caller_execution_limit`,
-  // measured at load; worker threads otherwise. When false,
-  // batcher.execution is used as it is.
-  bool auto_execution = true;
-  std::chrono::microseconds caller_execution_limit{250};
-};
+enum class ModelControlMode { kNone, kPoll, kExplicit };
 
-// One loaded model version: its spec, engine and batcher. Immutable but for
-// its state.
-class ServableModel {
- public:
-  // Loads `path` (a model.onnx) and starts its batcher.
-  static StatusOr<std::shared_ptr<ServableModel>> Load(std::string name, int64_t version,
-                                                       const std::string& path,
-                                                       const ModelServingOptions& options);
-
-  const std::string& name() const { return name_; }
-  int64_t version() const { return version_; }
-  const std::string& version_string() const { return version_string_; }
-  const std::string& path() const { return path_; }
-  const ModelSpec& spec() const { return engine_->spec(); }
-  const MlpEngine& engine() const { return *engine_; }
-  DynamicBatcher& batcher() const { return *batcher_; }
-  int64_t max_batch_size() const { return batcher_->options().max_batch_size; }
-  bool ready() const { return !draining_.load(std::memory_order_relaxed); }
-  BatchExecution execution() const { return batcher_->options().execution; }
-  // Engine time of one full batch, measured at load (0 if not measured).
-  std::chrono::nanoseconds full_batch_time() const { return full_batch_time_; }
-  ModelStats& stats() const { return *stats_; }
-
-  // Marks the model draining: Find() stops returning it.
-  void StopAccepting();
-  // Refuses new requests and finishes queued ones until `deadline`.
-  void Drain(Clock::time_point deadline);
-
- private:
-  ServableModel() = default;
-  std::string name_;
-  int64_t version_ = 0;
-  std::string version_string_;
-  std::string path_;
-  std::shared_ptr<const MlpEngine> engine_;
-  std::unique_ptr<ModelStats> stats_;  // declared before batcher_: outlives it
-  std::unique_ptr<DynamicBatcher> batcher_;
-  std::atomic<bool> draining_{false};
-  std::chrono::nanoseconds full_batch_time_{0};
+struct ModelRegistryOptions {
+  std::string root;
+  ModelServingOptions serving;
+  ModelControlMode mode = ModelControlMode::kNone;
+  std::chrono::milliseconds poll_period{15000};
+  // kExplicit: the models to load at start-up ("*": every model folder).
+  std::vector<std::string> startup_models;
+  // How long a replaced or unloaded version may take to finish its queue.
+  std::chrono::milliseconds drain_timeout{30000};
+  // Called on the control thread after every change of what is served (and
+  // once after start-up); for health. Must not call back into the registry's
+  // LoadModel/UnloadModel.
+  std::function<void()> on_change;
+  // Log lines (level: "info", "warn" or "error"); may be empty.
+  std::function<void(std::string_view level, const std::string& message)> log;
 };
 
 class ModelRegistry {
  public:
+  // One row of the index: a model version, or a model with no version
+  // (version 0) when none is known (never loaded, unloaded, or failed before
+  // any version was tried).
   struct Entry {
     std::string name;
-    int64_t version = 0;  // 0 when no version folder was found
+    int64_t version = 0;
     ModelState state = ModelState::kFailed;
-    std::string reason;                    // why it failed, empty when ready
-    std::shared_ptr<ServableModel> model;  // null when failed
+    std::string reason;                    // why it is not READY
+    std::shared_ptr<ServableModel> model;  // set when READY or UNLOADING
   };
 
-  // Scans `root`. NOT_FOUND if it is not a readable folder. Model folders
-  // whose load fails are recorded as failed, not returned as an error.
-  static StatusOr<std::unique_ptr<ModelRegistry>> LoadRepository(
-      const std::string& root, const ModelServingOptions& options);
+  // Checks `options.root` and loads the start-up models (every model folder
+  // for kNone and kPoll, options.startup_models for kExplicit), then starts
+  // the control thread. NOT_FOUND if the root is not a readable folder;
+  // INVALID_ARGUMENT or NOT_FOUND if a start-up model name is not a model
+  // folder.
+  // Model folders whose load fails are recorded, not returned as an error.
+  static StatusOr<std::unique_ptr<ModelRegistry>> Open(ModelRegistryOptions options);
+  // Stops the control thread; drains nothing (see DrainAll).
+  ~ModelRegistry();
 
   // `version` empty: the newest ready version. Errors:
   //   NOT_FOUND        no such model, or no such version
   //   INVALID_ARGUMENT version is not a positive integer
-  //   UNAVAILABLE      the model failed to load or is draining
+  //   UNAVAILABLE      the model (version) failed to load, is unloaded or
+  //                    is being replaced
   StatusOr<std::shared_ptr<ServableModel>> Find(std::string_view name,
                                                 std::string_view version) const;
 
+  // Every model and version being served, failed or unloaded, sorted by
+  // name then version.
   std::vector<Entry> Index() const;
+  // Index() plus the model folders on disk never loaded ("not loaded").
+  std::vector<Entry> RepositoryIndex() const;
+  // The model has a version that serves.
+  bool ModelReady(std::string_view name) const;
+
+  // kExplicit only (FAILED_PRECONDITION otherwise). Loads `name` from disk
+  // (again) with `config` replacing its config.pbtxt when given, on the
+  // control thread; `done` gets OK once a version serves, else:
+  //   INVALID_ARGUMENT    the name is not a plain folder name
+  //   NOT_FOUND           no such model folder
+  //   FAILED_PRECONDITION no version loads (the reason of the newest), the
+  //                       config is invalid, or the folder escapes the root
+  //   UNAVAILABLE         the server is shutting down
+  void LoadModel(std::string name, std::optional<inference::ModelConfig> config,
+                 std::function<void(Status)> done);
+  // kExplicit only. Stops serving every version of `name`, waits for their
+  // queues to drain and frees them; `done` gets OK then. NOT_FOUND if the
+  // model is neither loaded nor in the repository.
+  void UnloadModel(std::string name, std::function<void(Status)> done);
+
+  ModelControlMode mode() const { return options_.mode; }
+  const std::string& root() const { return options_.root; }
 
   // Model loads so far, for metrics: per model name, successes and failures,
   // and the load-duration histogram (nanoseconds).
@@ -118,19 +154,94 @@ class ModelRegistry {
   };
   std::vector<LoadCounts> LoadCountsByModel() const;
   AtomicHistogram::Snapshot LoadDurations() const { return load_duration_ns_.Read(); }
-  // Every model in the index is ready (and there is at least one).
+  // Every model that should serve (not unloaded) has a ready version, and
+  // there is at least one.
   bool AllReady() const;
-  // Drains every model until `deadline`.
+  // Stops repository changes (pending LoadModel/UnloadModel calls are
+  // answered UNAVAILABLE), then drains every model until `deadline`.
   void DrainAll(Clock::time_point deadline);
 
  private:
-  ModelRegistry() = default;
+  struct FileStamp {
+    uint64_t inode = 0;
+    int64_t size = -1;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  struct VersionSlot {
+    int64_t version = 0;
+    ModelState state = ModelState::kFailed;
+    std::string reason;
+    std::shared_ptr<ServableModel> model;
+    FileStamp stamp;     // of the model file loaded or tried
+    std::string config;  // serialized config it was loaded or tried with
+  };
+  struct ModelEntry {
+    std::string name;
+    bool wanted = false;                // should serve (not unloaded / never loaded)
+    std::string reason;                 // model-level failure or "unloaded"
+    std::vector<VersionSlot> versions;  // sorted by version
+    // Config and model files as last reconciled: unchanged means nothing to do.
+    std::string fingerprint;
+  };
+
+  struct DiskVersion {
+    int64_t version = 0;
+    std::string file;  // <root>/<model>/<version>/<model file>
+    FileStamp stamp;
+    Status problem;  // the file resolves outside the repository
+  };
+  // A model folder as found on disk.
+  struct ModelFolder {
+    Status folder_status;  // not OK: the folder resolves outside the repository
+    Status config_status;  // not OK: no usable configuration (folder or config.pbtxt)
+    inference::ModelConfig config;
+    bool have_config = false;
+    ModelConfigSettings settings;
+    std::vector<std::string> warnings;
+    std::vector<DiskVersion> versions;  // newest first
+    std::string fingerprint;            // changes when any of the above may have
+  };
+
+  explicit ModelRegistry(ModelRegistryOptions options);
+  ModelFolder ReadModelFolder(const std::string& name,
+                              const inference::ModelConfig* override_config) const;
+  // Brings `name` in line with the disk (and `wanted`); returns the load
+  // status for LoadModel. Control thread (or Open) only.
+  // `override_config` (may be null) replaces config.pbtxt.
+  Status Reconcile(const std::string& name, bool explicit_load,
+                   const inference::ModelConfig* override_config = nullptr);
+  Status Unload(const std::string& name);
+  void Poll();
+  void ControlLoop();
+  void Post(std::function<void()> task, std::function<void(Status)> on_refused);
+  void Retire(std::vector<std::shared_ptr<ServableModel>> models);
+  // The version being loaded, shown LOADING by Index() ("" when none).
+  void SetLoading(const std::string& name, int64_t version);
   void RecordLoad(const std::string& name, bool success, Clock::duration took);
+  void Log(std::string_view level, const std::string& message) const;
+  ModelEntry* FindEntryLocked(std::string_view name);
+  const ModelEntry* FindEntryLocked(std::string_view name) const;
+  ModelEntry* InsertEntryLocked(const std::string& name);  // exclusive lock held
+  std::vector<std::string> ModelFoldersOnDisk() const;
+
+  ModelRegistryOptions options_;
+  std::string canonical_root_;
 
   mutable std::shared_mutex mu_;
-  std::vector<Entry> entries_;           // sorted by name, then version
-  std::vector<LoadCounts> load_counts_;  // guarded by mu_
+  std::vector<ModelEntry> models_;                        // sorted by name
+  std::vector<std::shared_ptr<ServableModel>> retiring_;  // draining, shown UNLOADING
+  std::vector<LoadCounts> load_counts_;
+  std::string loading_name_;  // guarded by mu_, like the members above
+  int64_t loading_version_ = 0;
   AtomicHistogram load_duration_ns_{LoadDurationBucketsNs()};
+
+  // Control thread: tasks, one at a time, and (kPoll) the periodic scan.
+  std::mutex control_mu_;
+  std::condition_variable control_cv_;
+  std::deque<std::pair<std::function<void()>, std::function<void(Status)>>> tasks_;
+  bool stopping_ = false;
+  std::thread control_thread_;
 };
 
 }  // namespace selu::core

@@ -1,5 +1,7 @@
 #include "server/grpc/inference_service.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <exception>
 
 #include "server/grpc/infer_codec.h"
@@ -23,6 +25,14 @@ std::string_view RpcName(Rpc rpc) {
       return "ModelInfer";
     case Rpc::kModelStatistics:
       return "ModelStatistics";
+    case Rpc::kModelConfig:
+      return "ModelConfig";
+    case Rpc::kRepositoryIndex:
+      return "RepositoryIndex";
+    case Rpc::kRepositoryModelLoad:
+      return "RepositoryModelLoad";
+    case Rpc::kRepositoryModelUnload:
+      return "RepositoryModelUnload";
     case Rpc::kCount:
       break;
   }
@@ -80,7 +90,18 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
     this->output = *out;
     this->rows = input_.rows;
     this->deadline = SteadyDeadline(context);
+    if (model_->queue_timeout().count() > 0) {
+      // config.pbtxt default_queue_policy.default_timeout_microseconds.
+      this->deadline = std::min(this->deadline, arrival_ + model_->queue_timeout());
+    }
     return model_->batcher().Submit(this);
+  }
+
+  // Forgets a call that was never started with gRPC (Start refused it).
+  void Discard() {
+    std::atomic<int64_t>* in_flight = in_flight_;
+    delete this;
+    in_flight->fetch_sub(1, std::memory_order_release);
   }
 
   bool IsCancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
@@ -198,7 +219,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   const core::ModelSpec& spec = (*model)->spec();
   response->set_name((*model)->name());
   for (const auto& entry : (*registry)->Index()) {
-    if (entry.name == (*model)->name() && entry.model) {
+    if (entry.name == (*model)->name() && entry.state == core::ModelState::kReady) {
       response->add_versions(entry.model->version_string());
     }
   }
@@ -228,21 +249,30 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   }
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  auto model = (*registry)->Find(request->model_name(), request->model_version());
-  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-  auto* call = new InferCall(*model, response, start, &in_flight_, &counters);
-  core::Status status;
-  try {
-    status = call->Start(*request, *context);
-  } catch (const std::exception& e) {
-    status = core::InternalError(std::string("unexpected error: ") + e.what());
-  }
-  if (!status.ok()) {
+  for (int attempt = 1;; ++attempt) {
+    auto model = (*registry)->Find(request->model_name(), request->model_version());
+    if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
+    auto* call = new InferCall(*model, response, start, &in_flight_, &counters);
+    core::Status status;
+    try {
+      status = call->Start(*request, *context);
+    } catch (const std::exception& e) {
+      status = core::InternalError(std::string("unexpected error: ") + e.what());
+    }
+    if (status.ok()) return call;
+    // The version found was swapped out (its batcher drains) between Find
+    // and Submit: look again, so that a swap fails no request.
+    if (status.code() == core::StatusCode::kUnavailable && !(*model)->ready() && !shutting_down() &&
+        attempt < 4) {
+      response->Clear();
+      call->Discard();
+      continue;
+    }
     (*model)->stats().RecordRefused(status.code(), start);
     response->Clear();
     call->FinishCall(ToGrpcStatus(status));
+    return call;
   }
-  return call;
 }
 
 namespace {
@@ -304,6 +334,128 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     FillStatistics(*entry.model, response->add_model_stats());
   }
   return FinishNow(counters, start, context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelConfig(
+    grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
+    inference::ModelConfigResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelConfig];
+  counters.Start();
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
+  auto model = (*registry)->Find(request->name(), request->version());
+  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
+  *response->mutable_config() = (*model)->config();
+  return FinishNow(counters, start, context, grpc::Status::OK);
+}
+
+namespace {
+
+// Triton's repository_name: "" (or this repository's path) is the one
+// repository selu-serve serves.
+core::Status CheckRepositoryName(const std::string& name, const core::ModelRegistry& registry) {
+  if (name.empty() || name == registry.root()) return core::OkStatus();
+  return core::NotFoundError("unknown model repository '" + name + "' (this server has one: '" +
+                             registry.root() + "'; leave repository_name empty)");
+}
+
+// Runs a repository change on the registry's control thread and finishes
+// the call when it is done, without holding a gRPC thread meanwhile.
+class RepositoryCall final : public grpc::ServerUnaryReactor {
+ public:
+  RepositoryCall(RpcCounters* counters, Clock::time_point start)
+      : counters_(counters), start_(start) {}
+  std::function<void(core::Status)> Callback() {
+    return [this](core::Status status) {
+      const grpc::Status answer = ToGrpcStatus(status);
+      counters_->Finish(static_cast<int>(answer.error_code()), start_);
+      Finish(answer);
+    };
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  RpcCounters* counters_;
+  Clock::time_point start_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
+    grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kRepositoryIndex];
+  counters.Start();
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
+  const core::Status repository = CheckRepositoryName(request->repository_name(), **registry);
+  if (!repository.ok()) return FinishNow(counters, start, context, ToGrpcStatus(repository));
+  for (const auto& entry : (*registry)->RepositoryIndex()) {
+    if (request->ready() && entry.state != core::ModelState::kReady) continue;
+    auto* out = response->add_models();
+    out->set_name(entry.name);
+    if (entry.version > 0) out->set_version(std::to_string(entry.version));
+    out->set_state(std::string(core::ModelStateName(entry.state)));
+    out->set_reason(entry.reason);
+  }
+  return FinishNow(counters, start, context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kRepositoryModelLoad];
+  counters.Start();
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
+  core::Status status = CheckRepositoryName(request->repository_name(), **registry);
+  std::optional<inference::ModelConfig> config;
+  for (const auto& [key, value] : request->parameters()) {
+    if (!status.ok()) break;
+    if (key == "config") {
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
+        status = core::InvalidArgumentError("parameter 'config' must be a string_param (JSON)");
+        break;
+      }
+      std::vector<std::string> warnings;
+      auto parsed = core::ParseModelConfigJson(value.string_param(), &warnings);
+      if (!parsed.ok()) {
+        status = parsed.status().WithPrefix("parameter 'config'");
+        break;
+      }
+      config = std::move(parsed).value();
+    } else if (key.rfind("file:", 0) == 0) {
+      status = core::UnimplementedError("parameter '" + key +
+                                        "': model files in the request are not supported; put "
+                                        "them in the model repository");
+    } else {
+      status = core::InvalidArgumentError("unknown parameter '" + key +
+                                          "' (RepositoryModelLoad takes 'config')");
+    }
+  }
+  if (!status.ok()) return FinishNow(counters, start, context, ToGrpcStatus(status));
+  auto* call = new RepositoryCall(&counters, start);
+  (*registry)->LoadModel(request->model_name(), std::move(config), call->Callback());
+  return call;
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kRepositoryModelUnload];
+  counters.Start();
+  auto registry = Registry();
+  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
+  const core::Status repository = CheckRepositoryName(request->repository_name(), **registry);
+  if (!repository.ok()) return FinishNow(counters, start, context, ToGrpcStatus(repository));
+  // Triton's "unload_dependents" has no meaning here (no ensembles): ignored.
+  auto* call = new RepositoryCall(&counters, start);
+  (*registry)->UnloadModel(request->model_name(), call->Callback());
+  return call;
 }
 
 }  // namespace selu::grpc_transport

@@ -27,6 +27,10 @@ enum class Rpc : int {
   kModelMetadata,
   kModelInfer,
   kModelStatistics,
+  kModelConfig,
+  kRepositoryIndex,
+  kRepositoryModelLoad,
+  kRepositoryModelUnload,
   kCount,
 };
 

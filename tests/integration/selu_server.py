@@ -477,3 +477,96 @@ def statistics(stub, model=BUNDLED_MODEL, version=""):
         raise AssertionError("ModelStatistics for %r: %d entries: %s" % (model, len(entries),
                                                                           resp))
     return entries[0]
+
+
+# ---- model repositories (tests/integration/test_repository.py)
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Calls predicate() until it returns something truthy and returns that;
+    fails naming `what` (what was awaited: a str, or a callable returning one
+    at the time of the failure) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+def write_selu_mlp_onnx(path, sizes, seed=0):
+    """Writes a Gemm/Selu MLP (input 'x', output 'y', dynamic batch axis,
+    opset 13) with LeCun-normal random weights, built with onnx.helper: fast
+    for sizes far beyond what torch.onnx.export writes in seconds. Returns the
+    number of weight and bias bytes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits, current, nbytes = [], [], "x", 0
+    for i in range(len(sizes) - 1):
+        fan_in, fan_out = sizes[i], sizes[i + 1]
+        w = rng.standard_normal((fan_out, fan_in), dtype=np.float32)
+        w *= np.float32(1.0 / np.sqrt(fan_in))
+        b = rng.standard_normal(fan_out, dtype=np.float32) * np.float32(0.1)
+        inits += [numpy_helper.from_array(w, "w%d" % i), numpy_helper.from_array(b, "b%d" % i)]
+        nbytes += w.nbytes + b.nbytes
+        last = i == len(sizes) - 2
+        gemm_out = "y" if last else "g%d" % i
+        nodes.append(helper.make_node("Gemm", [current, "w%d" % i, "b%d" % i], [gemm_out],
+                                      name="gemm%d" % i, transB=1))
+        current = gemm_out
+        if not last:
+            nodes.append(helper.make_node("Selu", [gemm_out], ["s%d" % i], name="selu%d" % i))
+            current = "s%d" % i
+    graph = helper.make_graph(
+        nodes, "selu_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", sizes[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", sizes[-1]])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="selu-serve integration tests")
+    model.ir_version = 8
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.save(model, path)
+    return nbytes
+
+
+def place_version(model_dir, version, data):
+    """Puts `data` (bytes) as <model_dir>/<version>/model.onnx atomically: it
+    is written into a hidden sibling folder that is then renamed, so a
+    repository poll never sees a half-made version folder."""
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = os.path.join(model_dir, ".tmp-%s" % version)
+    os.makedirs(tmp)
+    with open(os.path.join(tmp, "model.onnx"), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, os.path.join(model_dir, str(version)))
+
+
+def replace_file(path, data):
+    """Replaces the file `path` by `data` atomically (write aside, rename)."""
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def repository_index(stub, ready=False):
+    """RepositoryIndex as [(name, version, state, reason)]."""
+    resp = stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=ready), timeout=10)
+    return [(m.name, m.version, m.state, m.reason) for m in resp.models]
+
+
+def rss_bytes(pid):
+    """VmRSS of process `pid` in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
