@@ -155,6 +155,8 @@ StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(ModelRegistryOption
     if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound) {
       return status.WithPrefix("--load-model");
     }
+    std::unique_lock lock(registry->mu_);
+    if (ModelEntry* entry = registry->FindEntryLocked(name)) entry->required = true;
   }
   if (registry->options_.on_change) registry->options_.on_change();
   registry->control_thread_ = std::thread([r = registry.get()] { r->ControlLoop(); });
@@ -773,16 +775,21 @@ std::vector<ModelRegistry::Entry> ModelRegistry::RepositoryIndex() const {
 
 bool ModelRegistry::AllReady() const {
   std::shared_lock lock(mu_);
-  int wanted = 0;
+  int required = 0;
+  bool any_ready = false;
   for (const ModelEntry& m : models_) {
-    if (!m.wanted) continue;
-    ++wanted;
-    const bool ready = std::any_of(m.versions.begin(), m.versions.end(), [](const VersionSlot& s) {
-      return s.model && s.model->ready();
-    });
-    if (!ready) return false;
+    const bool ready =
+        m.wanted && std::any_of(m.versions.begin(), m.versions.end(),
+                                [](const VersionSlot& s) { return s.model && s.model->ready(); });
+    any_ready |= ready;
+    if (m.wanted && m.required) {
+      ++required;
+      if (!ready) return false;
+    }
   }
-  return wanted > 0 || options_.mode == ModelControlMode::kExplicit;
+  // With nothing required (an empty repository at start-up), the first model
+  // that serves makes the server ready.
+  return required > 0 || any_ready || options_.mode == ModelControlMode::kExplicit;
 }
 
 bool ModelRegistry::ModelReady(std::string_view name) const {

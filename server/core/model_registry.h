@@ -154,8 +154,11 @@ class ModelRegistry {
   };
   std::vector<LoadCounts> LoadCountsByModel() const;
   AtomicHistogram::Snapshot LoadDurations() const { return load_duration_ns_.Read(); }
-  // Every model that should serve (not unloaded) has a ready version, and
-  // there is at least one.
+  // Every model loaded at start-up that should still serve (not unloaded,
+  // folder not removed) has a ready version; for kNone and kPoll there must
+  // be at least one. Models added later do not count: one that fails to load
+  // shows in ModelReady, the index and the metrics, but must not take a
+  // server that serves its other models out of rotation.
   bool AllReady() const;
   // Stops repository changes (pending LoadModel/UnloadModel calls are
   // answered UNAVAILABLE), then drains every model until `deadline`.
@@ -179,6 +182,7 @@ class ModelRegistry {
   struct ModelEntry {
     std::string name;
     bool wanted = false;                // should serve (not unloaded / never loaded)
+    bool required = false;              // loaded at start-up: counts for AllReady()
     std::string reason;                 // model-level failure or "unloaded"
     std::vector<VersionSlot> versions;  // sorted by version
     // Config and model files as last reconciled: unchanged means nothing to do.

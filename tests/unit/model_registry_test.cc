@@ -311,6 +311,16 @@ TEST(ModelRegistryTest, LoadAndUnloadNeedExplicitMode) {
   }
 }
 
+TEST(ModelRegistryTest, EmptyRepositoryBecomesReadyWithItsFirstModel) {
+  TempRepository repo;
+  auto registry = Open(Options(repo, ModelControlMode::kPoll));
+  ASSERT_NE(registry, nullptr);
+  EXPECT_FALSE(registry->AllReady());
+  repo.AddVersion("m", 1);
+  EXPECT_TRUE(WaitFor([&] { return registry->AllReady(); }));
+  EXPECT_EQ(ServedVersion(*registry, "m"), 1);
+}
+
 TEST(ModelRegistryTest, StartupModelThatIsNoFolderIsAnError) {
   TempRepository repo;
   repo.AddVersion("m", 1);
@@ -357,6 +367,16 @@ TEST(ModelRegistryTest, PollSwapsWhileReadersLookUp) {
   fs::remove_all(fs::path(repo.root()) / "m" / "2");
   EXPECT_TRUE(WaitFor([&] { return ServedVersion(*registry, "m") == 1; }));
   EXPECT_TRUE(WaitFor([&] { return v2.expired(); })) << "version 2 was never freed";
+  // A model added later that does not load shows as not ready, but does not
+  // make the server unready.
+  EXPECT_TRUE(registry->AllReady());
+  repo.AddVersion("bad", 1, &kCorrupt);
+  EXPECT_TRUE(WaitFor([&] {
+    auto e = IndexEntry(*registry, "bad", 1);
+    return e && e->state == ModelState::kFailed;
+  }));
+  EXPECT_FALSE(registry->ModelReady("bad"));
+  EXPECT_TRUE(registry->AllReady());
   // A removed model folder unloads the model.
   repo.AddVersion("late", 1);
   EXPECT_TRUE(WaitFor([&] { return registry->ModelReady("late"); }));
