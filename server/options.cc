@@ -32,6 +32,11 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "'*' loads every model)")
       ->envname("SELU_LOAD_MODEL")
       ->delimiter(',');
+  app.add_option("--model-load-nice", o->model_load_nice,
+                 "Nice value (0-19) of the thread that loads and warms up models after "
+                 "start-up: higher makes loads yield the CPU to inference")
+      ->envname("SELU_MODEL_LOAD_NICE")
+      ->check(CLI::Range(0, 19));
   app.add_option("--grpc-address", o->grpc_address,
                  "host:port the gRPC service listens on (port 0 picks a free port)")
       ->envname("SELU_GRPC_ADDRESS");

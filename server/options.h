@@ -15,6 +15,7 @@ struct ServerOptions {
   std::string model_control_mode = "none";  // none, poll or explicit
   double repository_poll_seconds = 15.0;
   std::vector<std::string> load_models;  // explicit mode: loaded at start-up ("*": all)
+  int model_load_nice = 10;              // nice value of the thread that loads models
   std::string grpc_address = "0.0.0.0:8001";
   std::string metrics_address = "0.0.0.0:8002";  // empty: no metrics endpoint
   // Written with the bound gRPC port once listening (for tests and scripts

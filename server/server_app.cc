@@ -104,6 +104,7 @@ core::Status ServerApp::LoadModels() {
   registry_options.poll_period =
       std::chrono::milliseconds(static_cast<int64_t>(options_.repository_poll_seconds * 1000.0));
   registry_options.startup_models = options_.load_models;
+  registry_options.control_thread_nice = options_.model_load_nice;
   registry_options.drain_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(std::max(1.0, options_.shutdown_grace_seconds) * 1000.0));
   registry_options.on_change = [this] { SetHealth(serving_.load()); };

@@ -3,10 +3,14 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -563,6 +567,15 @@ void ModelRegistry::Poll() {
 }
 
 void ModelRegistry::ControlLoop() {
+  // Loads and warm-ups are background work: on a busy machine they yield to
+  // the threads that serve requests (a nice value applies per thread on Linux).
+  if (options_.control_thread_nice > 0) {
+    errno = 0;
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.control_thread_nice) != 0) {
+      Log("warn",
+          std::string("cannot lower the model loading thread's priority: ") + std::strerror(errno));
+    }
+  }
   Clock::time_point next_poll = Clock::now() + options_.poll_period;
   std::unique_lock lock(control_mu_);
   while (!stopping_) {

@@ -78,6 +78,9 @@ struct ModelRegistryOptions {
   std::chrono::milliseconds poll_period{15000};
   // kExplicit: the models to load at start-up ("*": every model folder).
   std::vector<std::string> startup_models;
+  // Nice value of the control thread, which loads and warms up models (0:
+  // that of the process): loads yield to the threads serving requests.
+  int control_thread_nice = 10;
   // How long a replaced or unloaded version may take to finish its queue.
   std::chrono::milliseconds drain_timeout{30000};
   // Called on the control thread after every change of what is served (and
