@@ -245,7 +245,8 @@ ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
     if (read.ok()) {
       settings = std::move(read).value();
     } else {
-      config_status = read.status().WithPrefix(config_path.string());
+      config_status = read.status().WithPrefix(
+          override_config != nullptr ? "the load request's 'config'" : config_path.string());
     }
   }
 

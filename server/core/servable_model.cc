@@ -89,7 +89,7 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   bytes->shrink_to_fit();
   if (config != nullptr) {
     Status checked = CheckModelConfigAgainstModel(*config, *spec);
-    if (!checked.ok()) return checked.WithPrefix("config.pbtxt of '" + name + "'");
+    if (!checked.ok()) return checked.WithPrefix("the configuration of '" + name + "'");
   }
   inference::ModelConfig served =
       CompleteModelConfig(config ? *config : inference::ModelConfig(), name, *spec,
