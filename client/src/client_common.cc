@@ -1,5 +1,7 @@
 #include "client/src/client_common.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -87,6 +89,21 @@ std::string ReadFileOrThrow(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+int PrintAsJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "selu-client: cannot print the answer as JSON: %s\n",
+                 status.ToString().c_str());
+    return kExitRpcError;
+  }
+  std::fputs(json.c_str(), stdout);
+  return kExitOk;
 }
 
 }  // namespace selu::client

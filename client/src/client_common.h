@@ -2,6 +2,7 @@
 // exit codes and how an RPC error is reported.
 #pragma once
 
+#include <google/protobuf/message.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -47,5 +48,9 @@ int ReportRpcError(const std::string& what, const grpc::Status& status);
 double ParseDurationSeconds(const std::string& text);
 
 std::string ReadFileOrThrow(const std::string& path);
+
+// Prints `message` as indented JSON with the .proto field names (as Triton's
+// clients show them) to stdout; kExitOk, or kExitRpcError if it cannot.
+int PrintAsJson(const google::protobuf::Message& message);
 
 }  // namespace selu::client

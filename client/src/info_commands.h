@@ -1,5 +1,6 @@
-// The read-only subcommands: health, metadata, models. Each prints its answer
-// to stdout and returns the process exit code.
+// The read-only subcommands of the core protocol: health, metadata. Each prints
+// its answer to stdout and returns the process exit code. (models, config, load
+// and unload are in repository_commands.h.)
 #pragma once
 
 #include <string>
@@ -15,9 +16,5 @@ int RunHealth(const ConnectionOptions& connection, const std::string& service);
 // ServerMetadata, or ModelMetadata of `model` (optionally a `version`), as JSON.
 int RunMetadata(const ConnectionOptions& connection, const std::string& model,
                 const std::string& version);
-
-// The loaded models (ModelStatistics) with their versions and ModelReady state,
-// as a table or (json = true) a JSON array.
-int RunModels(const ConnectionOptions& connection, bool json);
 
 }  // namespace selu::client

@@ -1,5 +1,6 @@
-// selu-client: health checks, metadata, inference and ghz-compatible load
-// against a selu-serve (or any Open Inference Protocol v2 gRPC server).
+// selu-client: health checks, metadata, the model repository (index, config,
+// load, unload), inference and ghz-compatible load against a selu-serve (or any
+// Open Inference Protocol v2 gRPC server with Triton's repository extension).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include "client/src/client_common.h"
 #include "client/src/infer_command.h"
 #include "client/src/info_commands.h"
+#include "client/src/repository_commands.h"
 #include "client/src/rows.h"
 
 namespace {
@@ -25,6 +27,10 @@ selu::client::Rows ReadRows(const std::string& json, const std::string& json_fil
   return RowsFromCsv(ReadFileOrThrow(csv_file));
 }
 
+std::string ReadLoadConfig(const std::string& json, const std::string& json_file) {
+  return json_file.empty() ? json : ReadFileOrThrow(json_file);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,9 +43,11 @@ int main(int argc, char** argv) {
   app.add_option("--address", connection.address, "host:port of the server")
       ->envname("SELU_ADDRESS")
       ->capture_default_str();
-  app.add_option("-t,--timeout", timeout_text,
-                 "Deadline of each RPC: seconds, or a duration like 500ms, 10s, 1m")
-      ->capture_default_str();
+  auto* timeout_option =
+      app.add_option("-t,--timeout", timeout_text,
+                     "Deadline of each RPC: seconds, or a duration like 500ms, 10s, 1m "
+                     "(load and unload: 5m unless given, as a large model takes seconds)")
+          ->capture_default_str();
 
   std::string service;
   auto* health = app.add_subcommand(
@@ -52,9 +60,33 @@ int main(int argc, char** argv) {
   metadata->add_option("model", metadata_model, "Model name");
   metadata->add_option("--model-version", metadata_version, "Model version (default newest)");
 
-  bool models_json = false;
-  auto* models = app.add_subcommand("models", "Loaded models, their versions and readiness");
+  bool models_json = false, models_ready = false;
+  auto* models = app.add_subcommand(
+      "models", "Every model version in the repository, its state and why it is not ready");
   models->add_flag("--json", models_json, "Print JSON instead of a table");
+  models->add_flag("--ready", models_ready, "Only the versions that are ready");
+
+  std::string config_model, config_version;
+  auto* config = app.add_subcommand("config", "The configuration MODEL is served with, as JSON");
+  config->add_option("model", config_model, "Model name")->required();
+  config->add_option("--model-version", config_version, "Model version (default newest)");
+
+  std::string load_model, load_config, load_config_file;
+  auto* load =
+      app.add_subcommand("load",
+                         "Load or reload MODEL from the repository; answers once it serves "
+                         "(the server needs --model-control-mode explicit)");
+  load->add_option("model", load_model, "Model name")->required();
+  auto* load_config_option = load->add_option(
+      "--config", load_config, "Model configuration as JSON; replaces config.pbtxt for this load");
+  load->add_option("--config-file", load_config_file, "The same, from a file")
+      ->excludes(load_config_option);
+
+  std::string unload_model;
+  auto* unload = app.add_subcommand("unload",
+                                    "Unload MODEL; answers once its queued requests are done "
+                                    "(the server needs --model-control-mode explicit)");
+  unload->add_option("model", unload_model, "Model name")->required();
 
   InferOptions infer_options;
   std::string json_rows, json_file, csv_file, output_format = "json";
@@ -114,9 +146,16 @@ int main(int argc, char** argv) {
   try {
     connection.timeout_s = ParseDurationSeconds(timeout_text);
     if (connection.timeout_s <= 0) throw UsageError("--timeout must be positive");
+    if ((*load || *unload) && timeout_option->count() == 0)
+      connection.timeout_s = kRepositoryChangeTimeoutS;
     if (*health) return RunHealth(connection, service);
     if (*metadata) return RunMetadata(connection, metadata_model, metadata_version);
-    if (*models) return RunModels(connection, models_json);
+    if (*models) return RunModels(connection, models_json, models_ready);
+    if (*config) return RunConfig(connection, config_model, config_version);
+    if (*load) {
+      return RunLoad(connection, load_model, ReadLoadConfig(load_config, load_config_file));
+    }
+    if (*unload) return RunUnload(connection, unload_model);
     if (*infer) {
       infer_options.table = output_format == "table";
       return RunInfer(connection, infer_options, ReadRows(json_rows, json_file, csv_file));

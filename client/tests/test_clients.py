@@ -1,23 +1,28 @@
 """selu-client, the Python example and the ghz request file against the real selu-serve.
 
 Environment (set by ctest, see client/CMakeLists.txt): SELU_SERVE_BIN,
-SELU_CLIENT_BIN, SELU_PY_STUBS, SELU_SOURCE_DIR.
+SELU_CLIENT_BIN, SELU_PY_STUBS, SELU_SOURCE_DIR, and SELU_STUBS_DIR for the
+integration tests' server fixture (tests/integration/selu_server.py), which
+starts and stops the servers here.
 """
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-SERVE_BIN = os.environ["SELU_SERVE_BIN"]
+SOURCE_DIR = os.environ["SELU_SOURCE_DIR"]
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
+
+from selu_server import (BUNDLED_ONNX, SeluServer, ServerTestCase,  # noqa: E402
+                         SharedServerTestCase)
+
 CLIENT_BIN = os.environ["SELU_CLIENT_BIN"]
 PY_STUBS = os.environ["SELU_PY_STUBS"]
-SOURCE_DIR = os.environ["SELU_SOURCE_DIR"]
 MODELS = os.path.join(SOURCE_DIR, "models")
 HELDOUT_CSV = os.path.join(MODELS, "digits_snn", "heldout.csv")
 GHZ_REQUEST = os.path.join(SOURCE_DIR, "deploy", "ghz", "digits_request.json")
@@ -38,43 +43,12 @@ def run_client(address, args, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_server(workdir):
-    """Starts selu-serve on a free port; returns (process, log file, address) once SERVING."""
-    port_file = os.path.join(workdir, "port")
-    log = open(os.path.join(workdir, "server.log"), "w")
-    server = subprocess.Popen(
-        [SERVE_BIN, "--model-repository", MODELS, "--grpc-address", "127.0.0.1:0",
-         "--port-file", port_file, "--metrics-address", ""],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    address = None
-    while address is None or run_client(address, ["health"]).returncode != 0:
-        if server.poll() is not None:
-            raise AssertionError("selu-serve exited with %d" % server.returncode)
-        if time.monotonic() > deadline:
-            server.kill()
-            raise AssertionError("selu-serve did not become SERVING")
-        if address is None and os.path.exists(port_file):
-            with open(port_file) as f:
-                port = f.read().strip()
-            if port:
-                address = "127.0.0.1:" + port
-        time.sleep(0.05)
-    return server, log, address
+def address_of(server):
+    return "127.0.0.1:%d" % server.port
 
 
-class ClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.workdir = tempfile.mkdtemp(prefix="selu-client-test-")
-        cls.server, cls.log, cls.address = start_server(cls.workdir)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.send_signal(signal.SIGTERM)
-        cls.server.wait(timeout=30)
-        cls.log.close()
-        shutil.rmtree(cls.workdir, ignore_errors=True)
+class ClientAssertions:
+    """client(): runs selu-client against self.address and checks its exit code."""
 
     def client(self, args, expect=0, timeout=120):
         result = run_client(self.address, args, timeout)
@@ -83,6 +57,18 @@ class ClientTest(unittest.TestCase):
                          % (" ".join(args), result.returncode, result.stdout[-2000:],
                             result.stderr[-2000:]))
         return result
+
+
+class ClientTest(ClientAssertions, SharedServerTestCase):
+    """One server on the bundled repository (default model control: none)."""
+
+    SERVER_KWARGS = {"metrics": False}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.workdir = cls.server.workdir
+        cls.address = address_of(cls.server)
 
     # ---- health, metadata, models
 
@@ -118,9 +104,29 @@ class ClientTest(unittest.TestCase):
 
     def test_models(self):
         models = json.loads(self.client(["models", "--json"]).stdout)
-        self.assertEqual(models, [{"name": "digits_snn", "ready": True, "versions": ["1"]}])
+        self.assertEqual(models, [{"name": "digits_snn", "version": "1", "state": "READY",
+                                   "reason": ""}])
         table = self.client(["models"]).stdout.splitlines()
-        self.assertEqual(table[1].split(), ["digits_snn", "yes", "1"])
+        self.assertEqual([line.split() for line in table],
+                         [["MODEL", "VERSION", "STATE", "REASON"], ["digits_snn", "1", "READY"]])
+
+    def test_config(self):
+        config = json.loads(self.client(["config", "digits_snn"]).stdout)
+        self.assertEqual(config["name"], "digits_snn")
+        self.assertIsInstance(config["max_batch_size"], int)
+        self.assertGreater(config["max_batch_size"], 0)
+        self.assertEqual(config["input"][0]["name"], "input")
+        self.assertEqual(config["input"][0]["data_type"], "TYPE_FP32")  # proto field names
+        self.assertEqual([int(d) for d in config["input"][0]["dims"]], [64])
+        result = self.client(["config", "no_such_model"], expect=1)
+        self.assertIn("NOT_FOUND", result.stderr)
+
+    def test_load_and_unload_need_explicit_model_control(self):
+        for args in (["load", "digits_snn"], ["unload", "digits_snn"]):
+            result = self.client(args, expect=1)
+            self.assertIn("FAILED_PRECONDITION", result.stderr)
+        self.assertEqual(self.client(["health", "--service", "digits_snn"]).stdout.strip(),
+                         "SERVING")
 
     # ---- infer
 
@@ -244,18 +250,142 @@ class ClientTest(unittest.TestCase):
 
 class StoppedServerTest(unittest.TestCase):
     def test_health_fails_once_the_server_stopped(self):
-        workdir = tempfile.mkdtemp(prefix="selu-client-test-")
-        server, log, address = start_server(workdir)
+        server = SeluServer(metrics=False).start()
         try:
+            address = address_of(server)
             self.assertEqual(run_client(address, ["health"]).returncode, 0)
+            self.assertEqual(server.stop(), 0)
         finally:
-            server.send_signal(signal.SIGTERM)
-            self.assertEqual(server.wait(timeout=30), 0)
-            log.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            server.kill()
+            server.cleanup_files()
         result = run_client(address, ["--timeout", "2s", "health"])
         self.assertEqual(result.returncode, 1, result.stdout)
         self.assertIn("UNAVAILABLE", result.stderr)
+
+
+class RepositoryIndexTest(ClientAssertions, SharedServerTestCase):
+    """models on a repository where one version of a model does not load: digits_snn,
+    and "broken" with the bundled model as version 1 and random bytes as version 2
+    (the default version policy serves version 1 and shows version 2 as UNAVAILABLE)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.repository = tempfile.mkdtemp(prefix="selu-client-repo-")
+        cls.addClassCleanup(shutil.rmtree, cls.repository, ignore_errors=True)
+        for model, version in (("digits_snn", "1"), ("broken", "1"), ("broken", "2")):
+            os.makedirs(os.path.join(cls.repository, model, version))
+        for model in ("digits_snn", "broken"):
+            shutil.copy(BUNDLED_ONNX, os.path.join(cls.repository, model, "1", "model.onnx"))
+        with open(os.path.join(cls.repository, "broken", "2", "model.onnx"), "wb") as f:
+            f.write(os.urandom(4096))
+        cls.SERVER_KWARGS = {"repository": cls.repository, "metrics": False,
+                             "ready_service": "broken"}
+        super().setUpClass()
+        cls.address = address_of(cls.server)
+
+    def test_models_json_shows_the_failed_version(self):
+        models = json.loads(self.client(["models", "--json"]).stdout)
+        by_version = {(m["name"], m["version"]): m for m in models}
+        self.assertEqual(sorted(by_version), [("broken", "1"), ("broken", "2"),
+                                              ("digits_snn", "1")])
+        for key in (("broken", "1"), ("digits_snn", "1")):
+            self.assertEqual((by_version[key]["state"], by_version[key]["reason"]),
+                             ("READY", ""))
+        failed = by_version[("broken", "2")]
+        self.assertEqual(failed["state"], "UNAVAILABLE")
+        self.assertIn(os.path.join("broken", "2", "model.onnx"), failed["reason"])
+        self.assertEqual(sorted(failed), ["name", "reason", "state", "version"])
+
+    def test_models_table_shows_the_failed_version(self):
+        lines = self.client(["models"]).stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["MODEL", "VERSION", "STATE", "REASON"])
+        rows = {tuple(line.split(None, 3)[:2]): line.split(None, 3)[2:] for line in lines[1:]}
+        self.assertEqual(rows[("digits_snn", "1")], ["READY"])
+        self.assertEqual(rows[("broken", "1")], ["READY"])
+        state, reason = rows[("broken", "2")]
+        self.assertEqual(state, "UNAVAILABLE")
+        self.assertIn(os.path.join("broken", "2", "model.onnx"), reason)
+        # The REASON column starts where its header does.
+        self.assertEqual(lines[0].index("REASON"), next(
+            line.index(reason) for line in lines if line.endswith(reason)))
+
+    def test_models_ready_lists_only_ready_versions(self):
+        models = json.loads(self.client(["models", "--ready", "--json"]).stdout)
+        self.assertEqual(sorted((m["name"], m["version"], m["state"]) for m in models),
+                         [("broken", "1", "READY"), ("digits_snn", "1", "READY")])
+        table = self.client(["models", "--ready"]).stdout.splitlines()
+        self.assertEqual(sorted(line.split()[:2] for line in table[1:]),
+                         [["broken", "1"], ["digits_snn", "1"]])
+
+
+class ModelControlTest(ClientAssertions, ServerTestCase):
+    """load / unload / config against `selu-serve --model-control-mode explicit`,
+    a server per test."""
+
+    def start(self, *args):
+        server = self.start_server("--model-control-mode", "explicit",
+                                   "--load-model", "digits_snn", *args, metrics=False)
+        self.address = address_of(server)
+        return server
+
+    def health(self):
+        return run_client(self.address, ["health", "--service", "digits_snn"])
+
+    def max_batch_size(self):
+        return json.loads(self.client(["config", "digits_snn"]).stdout)["max_batch_size"]
+
+    def test_unload_then_load(self):
+        self.start()
+        self.assertEqual(self.client(["unload", "digits_snn"]).stdout, "unloaded digits_snn\n")
+        health = self.health()
+        self.assertNotEqual(health.returncode, 0, health.stdout)
+        self.assertNotIn("READY", [m["state"] for m in json.loads(
+            self.client(["models", "--json"]).stdout)])
+        result = self.client(["infer", "digits_snn", "--json", json.dumps([DIGIT_ZERO])],
+                             expect=1)
+        self.assertIn("digits_snn", result.stderr)
+
+        self.assertEqual(self.client(["load", "digits_snn"]).stdout, "loaded digits_snn\n")
+        health = self.health()
+        self.assertEqual((health.returncode, health.stdout.strip()), (0, "SERVING"))
+        doc = json.loads(self.client(["infer", "digits_snn", "--json", json.dumps([DIGIT_ZERO]),
+                                      "--argmax"]).stdout)
+        self.assertEqual(doc["outputs"][0]["argmax"], [0])
+
+    def test_load_with_a_config(self):
+        self.start("--max-batch-size", "16")
+        self.assertEqual(self.max_batch_size(), 16)
+        self.client(["load", "digits_snn", "--config", '{"max_batch_size": 4}'])
+        self.assertEqual(self.max_batch_size(), 4)
+        config_file = os.path.join(tempfile.mkdtemp(prefix="selu-client-config-"), "c.json")
+        self.addCleanup(shutil.rmtree, os.path.dirname(config_file), ignore_errors=True)
+        with open(config_file, "w") as f:
+            json.dump({"max_batch_size": 8}, f)
+        # --timeout after the subcommand still applies (the common flag).
+        self.client(["load", "digits_snn", "--config-file", config_file, "--timeout", "60s"])
+        self.assertEqual(self.max_batch_size(), 8)
+        # Without a config the load reads the repository again: the flag's value.
+        self.client(["load", "digits_snn"])
+        self.assertEqual(self.max_batch_size(), 16)
+
+    def test_load_errors(self):
+        self.start()
+        result = self.client(["load", "nope"], expect=1)
+        self.assertIn("NOT_FOUND", result.stderr)
+        result = self.client(["load", "digits_snn", "--config", '{"max_batch_size": 4'], expect=2)
+        self.assertIn("not JSON", result.stderr)
+        self.client(["load", "digits_snn", "--config", "[4]"], expect=2)
+        self.client(["load", "digits_snn", "--config", "{}", "--config-file", "/dev/null"],
+                    expect=2)
+        self.client(["load", "digits_snn", "--config-file", "/nonexistent.json"], expect=2)
+        result = self.client(["load", "digits_snn", "--config", '{"max_batch_size": -3}'],
+                             expect=1)
+        self.assertIn("max_batch_size", result.stderr)
+        self.client(["load"], expect=2)
+        self.client(["unload"], expect=2)
+        # None of these changed what serves.
+        self.assertEqual(self.health().stdout.strip(), "SERVING")
+        self.assertGreater(self.max_batch_size(), 0)
 
 
 if __name__ == "__main__":
