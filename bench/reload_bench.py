@@ -10,7 +10,8 @@ swaps a new version, and drains and frees the old one). Quiet and reloading runs
 alternate, so the shared machine's noise falls on both alike.
 
     /usr/bin/python3 bench/reload_bench.py [--build build/release] [--rounds 3]
-        [--duration 4] [--concurrency 8] [--width 1024]
+        [--duration 4] [--concurrency 8] [--width 1024] [--interval 0]
+        [--server-args "--model-load-nice 0"]
 
 Prints, per round and as medians: digits_snn requests/s, p50 and p99 during
 quiet and reloading runs, their ratios, reloads done, and failed requests
@@ -72,9 +73,9 @@ def stubs(build):
 
 
 class Reloader(threading.Thread):
-    def __init__(self, pb, stub):
+    def __init__(self, pb, stub, interval):
         super().__init__(daemon=True)
-        self.pb, self.stub = pb, stub
+        self.pb, self.stub, self.interval = pb, stub, interval
         self.stop = threading.Event()
         self.reloads = 0
         self.errors = []
@@ -82,12 +83,14 @@ class Reloader(threading.Thread):
     def run(self):
         sizes = [32, 64]
         while not self.stop.is_set():
+            started = time.monotonic()
             req = self.pb.RepositoryModelLoadRequest(model_name="other")
             req.parameters["config"].string_param = json.dumps(
                 {"max_batch_size": sizes[self.reloads % 2]})
             try:
                 self.stub.RepositoryModelLoad(req, timeout=60)
                 self.reloads += 1
+                self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
             except Exception as e:  # noqa: BLE001 - reported, not hidden
                 self.errors.append(str(e))
                 return
@@ -101,6 +104,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--server-args", default="", help="more selu-serve options")
+    ap.add_argument("--interval", type=float, default=0.0,
+                    help="seconds between the start of two reloads (0: back to back)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     serve = os.path.join(build, "server", "selu-serve")
@@ -154,7 +159,7 @@ def main():
         quiet, busy, reloads = [], [], []
         for r in range(args.rounds):
             quiet.append(run_load("quiet"))
-            reloader = Reloader(pb, stub)
+            reloader = Reloader(pb, stub, args.interval)
             reloader.start()
             busy.append(run_load("reloading"))
             reloader.stop.set()
@@ -180,8 +185,9 @@ def main():
               % (args.duration, reloads, sum(failed(x) for x in quiet),
                  sum(failed(x) for x in busy)))
         print("command: /usr/bin/python3 bench/reload_bench.py --rounds %d --duration %g "
-              "--concurrency %d --width %d --server-args '%s'"
-              % (args.rounds, args.duration, args.concurrency, args.width, args.server_args))
+              "--concurrency %d --width %d --interval %g --server-args '%s'"
+              % (args.rounds, args.duration, args.concurrency, args.width, args.interval,
+                 args.server_args))
     finally:
         if server is not None:
             server.terminate()
