@@ -220,13 +220,15 @@ ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
   } else if (config_status.ok() && fs::exists(config_path, ec)) {
     config_status = CheckInside(canonical_root_, config_path);
     if (config_status.ok()) {
+      // Stamp first, read second: a file replaced in between is read anew
+      // at the next scan, never missed.
+      struct stat st {};
+      if (::stat(config_path.c_str(), &st) == 0) {
+        config_stamp = {st.st_ino, st.st_size,
+                        int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+      }
       auto text = ReadStableFile(config_path.string(), kMaxConfigBytes);
       if (text.ok()) {
-        struct stat st {};
-        if (::stat(config_path.c_str(), &st) == 0) {
-          config_stamp = {st.st_ino, st.st_size,
-                          int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
-        }
         auto parsed = ParseModelConfigText(*text, config_path.string(), warnings);
         if (parsed.ok()) {
           config = std::move(parsed).value();
