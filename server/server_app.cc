@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -49,9 +50,14 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->options_ = options;
   const auto* v = dnnl::version();
+  // SELU_TEST_SUBMIT_DELAY_US: for tests of model swaps only (no flag).
+  const char* test_delay = std::getenv("SELU_TEST_SUBMIT_DELAY_US");
   app->service_ =
       std::make_unique<grpc_transport::InferenceService>(grpc_transport::InferenceServiceOptions{
-          .server_name = "selu-serve", .server_version = SELU_VERSION});
+          .server_name = "selu-serve",
+          .server_version = SELU_VERSION,
+          .test_submit_delay =
+              std::chrono::microseconds(test_delay ? std::strtoll(test_delay, nullptr, 10) : 0)});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -145,7 +151,10 @@ core::Status ServerApp::StartMetrics() {
       .isa = CpuIsaName(),
   };
   inference_metrics_ = std::make_shared<metrics::InferenceCollector>(
-      std::move(build), [service = service_.get()] { return service->in_flight(); });
+      std::move(build),
+      metrics::InferenceCollector::TransportReadings{
+          .in_flight = [service = service_.get()] { return service->in_flight(); },
+          .swap_resends = [service = service_.get()] { return service->swap_resends(); }});
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
   grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>(&service_->rpc_stats());
   try {

@@ -473,7 +473,7 @@ Status DynamicBatcher::Submit(InferenceRequest* request) {
   }
   {
     std::lock_guard lock(s.mu);
-    if (s.draining) return UnavailableError("server is shutting down");
+    if (s.draining) return UnavailableError(kDrainingMessage);
     if (s.count == s.capacity) {
       s.rejected_full.fetch_add(1, std::memory_order_relaxed);
       return ResourceExhaustedError("queue full: " + std::to_string(s.count) +
@@ -539,7 +539,8 @@ void DynamicBatcher::Drain(Clock::time_point deadline) {
   }
   if (left.empty()) return;
   s.failed.fetch_add(left.size(), std::memory_order_relaxed);
-  const Status unavailable = UnavailableError("server is shutting down");
+  const Status unavailable =
+      UnavailableError(std::string("not computed before the drain deadline: ") + kDrainingMessage);
   for (InferenceRequest* r : left) r->Done(unavailable);
 }
 

@@ -136,6 +136,10 @@ struct BatcherStats {
   int64_t queue_depth = 0;     // requests waiting now
 };
 
+// Why a draining batcher refuses a request.
+inline constexpr char kDrainingMessage[] =
+    "draining: the model version is being unloaded or replaced, or the server is shutting down";
+
 class DynamicBatcher {
  public:
   // Starts the workers (and warms the computer up). INVALID_ARGUMENT for

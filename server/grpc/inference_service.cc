@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <exception>
+#include <thread>
 
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/status_mapping.h"
@@ -253,6 +254,9 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     auto model = (*registry)->Find(request->model_name(), request->model_version());
     if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
     auto* call = new InferCall(*model, response, start, &in_flight_, &counters);
+    if (options_.test_submit_delay.count() > 0) {
+      std::this_thread::sleep_for(options_.test_submit_delay);
+    }
     core::Status status;
     try {
       status = call->Start(*request, *context);
@@ -266,6 +270,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
         attempt < 4) {
       response->Clear();
       call->Discard();
+      swap_resends_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     (*model)->stats().RecordRefused(status.code(), start);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "proto/grpc_service.grpc.pb.h"
@@ -20,6 +21,9 @@ namespace selu::grpc_transport {
 struct InferenceServiceOptions {
   std::string server_name = "selu-serve";
   std::string server_version;
+  // Tests only: a pause between looking a model up and queuing the request,
+  // which widens the window in which a swap can retire the version found.
+  std::chrono::microseconds test_submit_delay{0};
 };
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
@@ -42,6 +46,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // Per-rpc counters (started, handled by code, handling time).
   const RpcStats& rpc_stats() const { return rpc_stats_; }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
+  // Requests that found a version being swapped out and were re-sent to the
+  // version now serving.
+  uint64_t swap_resends() const { return swap_resends_.load(std::memory_order_relaxed); }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -87,6 +94,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<uint64_t> swap_resends_{0};
   RpcStats rpc_stats_;
 };
 

@@ -11,8 +11,8 @@
 
 namespace selu::metrics {
 
-InferenceCollector::InferenceCollector(BuildInfo build, std::function<int64_t()> in_flight)
-    : build_(std::move(build)), in_flight_(std::move(in_flight)) {}
+InferenceCollector::InferenceCollector(BuildInfo build, TransportReadings transport)
+    : build_(std::move(build)), transport_(std::move(transport)) {}
 
 std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
   auto requests = CounterFamily("selu_inference_requests_total",
@@ -28,13 +28,18 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
   auto depth = GaugeFamily("selu_inference_queue_depth", "Requests waiting in the queue.");
   auto in_flight =
       GaugeFamily("selu_inference_in_flight", "Inference calls accepted and not yet completed.");
+  auto resends = CounterFamily(
+      "selu_inference_swap_resends_total",
+      "Requests that reached a model version as it was being replaced and were re-sent to "
+      "the version replacing it.");
   auto ready = GaugeFamily("selu_model_ready", "1 when the model version serves requests.");
   auto loads = CounterFamily("selu_model_loads_total", "Model loads, by result.");
   auto load_duration =
       HistogramFamily("selu_model_load_duration_seconds", "Time to load and warm up a model.");
   auto build = GaugeFamily("selu_build_info", "Build information; the value is always 1.");
 
-  AddGauge(in_flight, {}, double(in_flight_()));
+  AddGauge(in_flight, {}, double(transport_.in_flight()));
+  AddCounter(resends, {}, double(transport_.swap_resends()));
   AddGauge(build,
            {{"grpc", build_.grpc},
             {"isa", build_.isa},
@@ -70,8 +75,8 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
     AddHistogram(load_duration, {}, registry->LoadDurations(), 1e9);
   }
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight, &ready,
-                  &loads, &load_duration, &build}) {
+  for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight,
+                  &resends, &ready, &loads, &load_duration, &build}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -26,8 +26,12 @@ struct BuildInfo {
 
 class InferenceCollector final : public prometheus::Collectable {
  public:
-  // `in_flight` reads the transport's count of calls being served.
-  InferenceCollector(BuildInfo build, std::function<int64_t()> in_flight);
+  // What the transport counts, read at scrape time.
+  struct TransportReadings {
+    std::function<int64_t()> in_flight;      // calls being served
+    std::function<uint64_t()> swap_resends;  // requests re-sent to a new version
+  };
+  InferenceCollector(BuildInfo build, TransportReadings transport);
 
   // The registry to report on, once the models are loaded; it must outlive
   // this collector's use.
@@ -39,7 +43,7 @@ class InferenceCollector final : public prometheus::Collectable {
 
  private:
   BuildInfo build_;
-  std::function<int64_t()> in_flight_;
+  TransportReadings transport_;
   std::atomic<const core::ModelRegistry*> registry_{nullptr};
 };
 

@@ -391,6 +391,37 @@ class PollModeTest(RepositoryTestCase):
                 self.assertTrue(new, "answer sent at +%.3f s after the swap came from the "
                                 "old file" % (sent - t0))
 
+    def test_request_that_finds_a_retiring_version_is_resent(self):
+        """A request that looked up a version just before it was swapped out
+        reaches a draining queue; the server re-sends it to the new version.
+        A test-only pause between lookup and queuing (SELU_TEST_SUBMIT_DELAY_US)
+        makes that window wide enough to hit on every swap."""
+        refs = {"1": self.add_version(MODEL, 1, seed=1), "2": reference(2), "3": reference(3)}
+        x = sample_input()
+        server = self.start("--model-control-mode", "poll",
+                            "--repository-poll-seconds", str(POLL_S),
+                            env={"SELU_TEST_SUBMIT_DELAY_US": "5000"})
+        load = InferenceLoad(server, MODEL, x, threads=6).start()
+        try:
+            t0 = time.monotonic()
+            s.wait_until(lambda: load.count_from("1", t0) >= 20, 10, "20 answers from version 1")
+            for version in (2, 3):
+                t_add = time.monotonic()
+                self.add_version(MODEL, version, seed=version)
+                t_new = s.wait_until(lambda: load.first_answer_from(str(version), t_add),
+                                     SWAP_TIMEOUT_S, "an answer from version %d" % version)
+                s.wait_until(lambda: load.count_from(str(version), t_new) >= 20, 10,
+                             "20 answers from version %d" % version)
+        finally:
+            load.stop()
+        failed = load.failures()
+        self.assertFalse(failed, "%d of %d requests failed, first: %s"
+                         % (len(failed), len(load.records), failed[:3]))
+        for sent, _, _, version, out in load.records:
+            np.testing.assert_allclose(out, refs[version](x), rtol=0, atol=s.TOLERANCE)
+        resends = metric_sum(server.scrape(), "selu_inference_swap_resends_total")
+        self.assertGreater(resends, 0, "no request was re-sent: the swap window was never hit")
+
     def test_poll_half_written_file(self):
         ref1 = self.add_version(MODEL, 1, seed=1)
         ref2 = reference(2)

@@ -720,7 +720,7 @@ TEST_F(DynamicBatcherTest, DrainComputesWhatIsQueued) {
     EXPECT_TRUE(r->OutputIsOwn());
   }
   TestRequest& late = NewRequest(1);
-  EXPECT_EQ(b->Submit(&late), UnavailableError("server is shutting down"));
+  EXPECT_EQ(b->Submit(&late), UnavailableError(kDrainingMessage));
   b->Drain(Clock::now());  // idempotent
   EXPECT_EQ(late.done_count(), 0);
   EXPECT_EQ(b->stats().queue_depth, 0);
@@ -755,7 +755,9 @@ TEST_F(DynamicBatcherTest, DrainPastDeadlineAnswersQueuedRequestsUnavailable) {
   for (auto& r : requests_) {
     if (r.get() == &running) continue;
     EXPECT_EQ(r->done_count(), 1);
-    EXPECT_EQ(r->status(), UnavailableError("server is shutting down"));
+    EXPECT_EQ(r->status(),
+              UnavailableError(std::string("not computed before the drain deadline: ") +
+                               kDrainingMessage));
     ++unavailable;
   }
   EXPECT_EQ(unavailable, 2 + probes.size());
@@ -777,7 +779,9 @@ TEST_F(DynamicBatcherTest, DestructorAnswersQueuedRequestsUnavailable) {
   b.reset();
   for (auto& r : requests_) {
     EXPECT_EQ(r->done_count(), 1);
-    EXPECT_EQ(r->status(), UnavailableError("server is shutting down"));
+    EXPECT_EQ(r->status(),
+              UnavailableError(std::string("not computed before the drain deadline: ") +
+                               kDrainingMessage));
   }
   EXPECT_TRUE(computer_->calls().empty());
 }
