@@ -110,10 +110,13 @@ struct BoundBatchPlan {
 }  // namespace
 
 struct MlpEngine::Impl {
-  ModelSpec spec;
+  // Its layers' weights are released once reordered (WeightsIn, under mu);
+  // everything else in it is immutable after Create.
+  mutable ModelSpec spec;
   MlpEngineOptions options;
   dnnl::engine cpu;
-  std::vector<memory> plain_weights;  // from the spec, plain layout
+  // From the spec, plain layout; empty once the layer has a reordered copy.
+  mutable std::vector<memory> plain_weights;
   std::vector<memory> biases;
   int64_t max_hidden_width = 0;  // widest intermediate tensor, for workspace buffers
 
@@ -234,10 +237,19 @@ memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, dnnl::
     if (m.get_desc() == want) return m;
   }
   memory fresh(want, cpu);
-  memory plain = plain_weights[layer];
-  dnnl::reorder(plain, fresh).execute(s, plain, fresh);
+  // The plain weights while they exist; after that, any layout made before
+  // (a reorder between layouts of the same f32 tensor is an exact copy).
+  std::list<memory>& made = reordered_weights[layer];
+  memory source = made.empty() ? plain_weights[layer] : made.front();
+  dnnl::reorder(source, fresh).execute(s, source, fresh);
   s.wait();
-  reordered_weights[layer].push_back(fresh);
+  made.push_back(fresh);
+  // The plain copy is no longer needed: give its memory back (a loaded model
+  // would otherwise hold its weights twice).
+  if (plain_weights[layer]) {
+    plain_weights[layer] = memory();
+    std::vector<float>().swap(spec.layers[layer].weights);
+  }
   return fresh;
 }
 

@@ -62,6 +62,9 @@ class MlpEngine {
   MlpEngine(const MlpEngine&) = delete;
   MlpEngine& operator=(const MlpEngine&) = delete;
 
+  // The model as given, for its names, shapes and metadata. Its layers'
+  // `weights` are emptied once the engine holds them in the layout its
+  // primitives want (after Create), so a model is not in memory twice.
   const ModelSpec& spec() const;
   int64_t input_features() const;
   int64_t output_features() const;

@@ -139,6 +139,26 @@ TEST_P(EngineTest, PlanCacheIsBounded) {
   }
 }
 
+// The engine keeps weights once, in its primitives' layouts: the spec's
+// plain copy is released, and layouts needed later (other batch sizes, plans
+// rebuilt after eviction) are made from a layout it already has, exactly.
+TEST_P(EngineTest, PlainWeightsAreReleasedAndLaterLayoutsStayExact) {
+  const ModelSpec spec = RandomModel({64, 256, 256, 10}, false, 7);
+  auto engine = MlpEngine::Create(spec, {.primitive = GetParam(), .max_cached_plans = 2});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  for (const DenseLayer& layer : (*engine)->spec().layers) {
+    EXPECT_TRUE(layer.weights.empty()) << layer.name << " still holds its plain weights";
+    EXPECT_GT(layer.in_features, 0);
+  }
+  auto ws = (*engine)->CreateWorkspace();
+  for (int64_t rows : {1, 512, 16, 1, 300, 2}) {
+    const auto x = RandomInput(rows, 64, uint32_t(rows));
+    std::vector<float> y(rows * 10, NAN);
+    ASSERT_TRUE((*engine)->Run(*ws, x.data(), rows, y.data()).ok());
+    EXPECT_LE(MaxAbsError(y, Reference(spec, x, rows)), 1e-4) << "rows=" << rows;
+  }
+}
+
 TEST_P(EngineTest, ConcurrentWorkspacesGetTheirOwnResults) {
   const ModelSpec spec = RandomModel({64, 128, 128, 10}, true, 7);
   auto engine = MlpEngine::Create(spec, {.primitive = GetParam()});
