@@ -53,23 +53,6 @@ constexpr double kNaiveTolerance = 1e-3;
   std::abort();
 }
 
-std::string IsaName(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return std::to_string(int(isa));
-  }
-}
-
 const char* PrimitiveName(EnginePrimitive p) {
   return p == EnginePrimitive::kInnerProduct ? "ip" : "matmul";
 }
@@ -300,8 +283,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext(
       "onednn_version",
       std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
-  benchmark::AddCustomContext("onednn_cpu_isa",
-                              selu::bench::IsaName(dnnl::get_effective_cpu_isa()));
+  benchmark::AddCustomContext("onednn_cpu_isa", selu::core::CpuIsaName());
   benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));
 
   try {

@@ -15,36 +15,6 @@
 #include "server/process_lifecycle.h"
 
 namespace selu {
-namespace {
-
-std::string CpuIsaName() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx512_mic:
-      return "avx512_mic";
-    case dnnl::cpu_isa::avx512_mic_4ops:
-      return "avx512_mic_4ops";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    default:
-      return "other";
-  }
-}
-
-}  // namespace
 
 core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
   std::unique_ptr<ServerApp> app(new ServerApp());
@@ -148,7 +118,7 @@ core::Status ServerApp::StartMetrics() {
       .onednn = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
                 std::to_string(v->patch),
       .grpc = grpc::Version(),
-      .isa = CpuIsaName(),
+      .isa = core::CpuIsaName(),
   };
   inference_metrics_ = std::make_shared<metrics::InferenceCollector>(
       std::move(build),

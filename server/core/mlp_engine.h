@@ -49,6 +49,10 @@ struct MlpEngineOptions {
   int64_t max_rows = 1 << 16;
 };
 
+// The instruction set oneDNN dispatches to on this machine ("avx2",
+// "avx512_core_amx", ...), for logs, metrics and benchmark reports.
+std::string CpuIsaName();
+
 class MlpEngine {
  public:
   class Workspace;
