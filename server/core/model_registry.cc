@@ -223,10 +223,7 @@ ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
       // Stamp first, read second: a file replaced in between is read anew
       // at the next scan, never missed.
       struct stat st {};
-      if (::stat(config_path.c_str(), &st) == 0) {
-        config_stamp = {st.st_ino, st.st_size,
-                        int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
-      }
+      if (::stat(config_path.c_str(), &st) == 0) config_stamp = FileStamp::Of(st);
       auto text = ReadStableFile(config_path.string(), kMaxConfigBytes);
       if (text.ok()) {
         auto parsed = ParseModelConfigText(*text, config_path.string(), warnings);
@@ -260,11 +257,8 @@ ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
     const fs::path file = v.path() / settings.model_filename;
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    DiskVersion d{*version, file.string(),
-                  FileStamp{st.st_ino, st.st_size,
-                            int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec},
-                  CheckInside(canonical_root_, file)};
-    disk.push_back(std::move(d));
+    disk.push_back(DiskVersion{*version, file.string(), FileStamp::Of(st),
+                               CheckInside(canonical_root_, file)});
   }
   std::sort(disk.begin(), disk.end(),
             [](const DiskVersion& a, const DiskVersion& b) { return a.version > b.version; });
@@ -273,12 +267,9 @@ ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
   std::string& fingerprint = f.fingerprint;
   fingerprint = config_status.ok() ? "ok" : config_status.message();
   fingerprint += override_config ? ConfigKey(*override_config) : "";
-  fingerprint += "|" + std::to_string(config_stamp.inode) + ":" +
-                 std::to_string(config_stamp.size) + ":" + std::to_string(config_stamp.mtime_ns);
-  for (const DiskVersion& d : disk) {
-    fingerprint += "|" + std::to_string(d.version) + ":" + std::to_string(d.stamp.inode) + ":" +
-                   std::to_string(d.stamp.size) + ":" + std::to_string(d.stamp.mtime_ns);
-  }
+  fingerprint += "|" + config_stamp.Key();
+  for (const DiskVersion& d : disk)
+    fingerprint += "|" + std::to_string(d.version) + "@" + d.stamp.Key();
   return f;
 }
 
@@ -794,9 +785,7 @@ bool ModelRegistry::AllReady() const {
   int required = 0;
   bool any_ready = false;
   for (const ModelEntry& m : models_) {
-    const bool ready =
-        m.wanted && std::any_of(m.versions.begin(), m.versions.end(),
-                                [](const VersionSlot& s) { return s.model && s.model->ready(); });
+    const bool ready = m.Serves();
     any_ready |= ready;
     if (m.wanted && m.required) {
       ++required;
@@ -811,9 +800,21 @@ bool ModelRegistry::AllReady() const {
 bool ModelRegistry::ModelReady(std::string_view name) const {
   std::shared_lock lock(mu_);
   const ModelEntry* m = FindEntryLocked(name);
-  if (m == nullptr || !m->wanted) return false;
-  return std::any_of(m->versions.begin(), m->versions.end(),
-                     [](const VersionSlot& s) { return s.model && s.model->ready(); });
+  return m != nullptr && m->Serves();
+}
+
+bool ModelRegistry::ModelEntry::Serves() const {
+  return wanted && std::any_of(versions.begin(), versions.end(),
+                               [](const VersionSlot& s) { return s.model && s.model->ready(); });
+}
+
+ModelRegistry::FileStamp ModelRegistry::FileStamp::Of(const struct stat& st) {
+  return FileStamp{static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+                   int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+std::string ModelRegistry::FileStamp::Key() const {
+  return std::to_string(inode) + ":" + std::to_string(size) + ":" + std::to_string(mtime_ns);
 }
 
 void ModelRegistry::DrainAll(Clock::time_point deadline) {

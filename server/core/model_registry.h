@@ -37,6 +37,8 @@
 // Changes to the repository run one at a time on the control thread.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -168,11 +170,14 @@ class ModelRegistry {
   void DrainAll(Clock::time_point deadline);
 
  private:
+  // What tells that a file changed: inode, size and modification time.
   struct FileStamp {
     uint64_t inode = 0;
     int64_t size = -1;
     int64_t mtime_ns = 0;
     bool operator==(const FileStamp&) const = default;
+    static FileStamp Of(const struct stat& st);
+    std::string Key() const;  // for fingerprints
   };
   struct VersionSlot {
     int64_t version = 0;
@@ -190,6 +195,8 @@ class ModelRegistry {
     std::vector<VersionSlot> versions;  // sorted by version
     // Config and model files as last reconciled: unchanged means nothing to do.
     std::string fingerprint;
+    // Should serve and has a version that does.
+    bool Serves() const;
   };
 
   struct DiskVersion {
