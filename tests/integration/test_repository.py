@@ -207,6 +207,13 @@ class RepositoryTestCase(s.ServerTestCase):
         np.testing.assert_allclose(s.response_output(resp, x.shape[0], features), ref(x),
                                    rtol=0, atol=s.TOLERANCE)
 
+    def assert_no_failures(self, load, t0):
+        """Every request of `load` (an InferenceLoad started at t0) was answered OK."""
+        failed = load.failures()
+        self.assertFalse(failed, "%d of %d requests failed, first: %s"
+                         % (len(failed), len(load.records),
+                            ["%s at +%.3f s: %s" % (r[2], r[0] - t0, r[4]) for r in failed[:3]]))
+
     def assert_rpc_fails(self, codes, call, *args, **kwargs):
         """Runs call(*args) and asserts it fails with a code in `codes`;
         returns the error."""
@@ -324,10 +331,7 @@ class PollModeTest(RepositoryTestCase):
             load.stop()
         t_end = time.monotonic()
 
-        failed = load.failures()
-        self.assertFalse(failed, "%d of %d requests failed across the swaps, first: %s"
-                         % (len(failed), len(load.records),
-                            ["%s at +%.3f s: %s" % (r[2], r[0] - t0, r[4]) for r in failed[:3]]))
+        self.assert_no_failures(load, t0)
         # Once a version answered, every later request goes to it until the next change.
         self.assertEqual(set(load.versions_between(t_v2, t_rm2)), {"2"})
         self.assertEqual(set(load.versions_between(t_v1, t_end)), {"1"})
@@ -376,9 +380,7 @@ class PollModeTest(RepositoryTestCase):
         finally:
             load.stop()
 
-        failed = load.failures()
-        self.assertFalse(failed, "%d of %d requests failed across the reloads, first: %s"
-                         % (len(failed), len(load.records), failed[:3]))
+        self.assert_no_failures(load, t0)
         # Every answer is one model's or the other's, and after the swap only
         # the new file's.
         for sent, _, _, version, out in load.records:
@@ -414,9 +416,7 @@ class PollModeTest(RepositoryTestCase):
                              "20 answers from version %d" % version)
         finally:
             load.stop()
-        failed = load.failures()
-        self.assertFalse(failed, "%d of %d requests failed, first: %s"
-                         % (len(failed), len(load.records), failed[:3]))
+        self.assert_no_failures(load, t0)
         for sent, _, _, version, out in load.records:
             np.testing.assert_allclose(out, refs[version](x), rtol=0, atol=s.TOLERANCE)
         resends = metric_sum(server.scrape(), "selu_inference_swap_resends_total")
@@ -580,6 +580,44 @@ class ExplicitModeTest(RepositoryTestCase):
         err = self.assert_rpc_fails(Code.INVALID_ARGUMENT, server.inference().ModelInfer,
                                     s.infer_request(x, model=MODEL, input_name="x"))
         self.assertIn("4", err.details())
+
+    def test_malformed_repository_requests_are_refused(self):
+        self.add_version(MODEL, 1, seed=1)
+        server = self.start("--model-control-mode", "explicit", "--load-model", MODEL)
+        stub = server.inference()
+
+        def load_request(key, **param):
+            req = pb.RepositoryModelLoadRequest(model_name=MODEL)
+            req.parameters[key].CopyFrom(pb.ModelRepositoryParameter(**param))
+            return req
+
+        for code, fragment, req in (
+                (Code.INVALID_ARGUMENT, "parameter 'config'",
+                 load_request("config", string_param="{max_batch_size: ")),
+                (Code.INVALID_ARGUMENT, "parameter 'config' must be a string_param",
+                 load_request("config", bool_param=True)),
+                (Code.INVALID_ARGUMENT, "unknown parameter 'priority'",
+                 load_request("priority", string_param="1")),
+                (Code.UNIMPLEMENTED, "parameter 'file:1/model.onnx'",
+                 load_request("file:1/model.onnx", bytes_param=b"\x08\x07"))):
+            with self.subTest(fragment=fragment):
+                err = self.assert_rpc_fails(code, stub.RepositoryModelLoad, req)
+                self.assertIn(fragment, err.details())
+        for call, req in (
+                (stub.RepositoryModelLoad,
+                 pb.RepositoryModelLoadRequest(repository_name="other", model_name=MODEL)),
+                (stub.RepositoryModelUnload,
+                 pb.RepositoryModelUnloadRequest(repository_name="other", model_name=MODEL)),
+                (stub.RepositoryIndex, pb.RepositoryIndexRequest(repository_name="other"))):
+            err = self.assert_rpc_fails(Code.NOT_FOUND, call, req)
+            self.assertIn("unknown model repository 'other'", err.details())
+        self.assert_rpc_fails(Code.NOT_FOUND, stub.ModelConfig,
+                              pb.ModelConfigRequest(name="nope"))
+        self.assert_rpc_fails(Code.INVALID_ARGUMENT, stub.ModelConfig,
+                              pb.ModelConfigRequest(name=MODEL, version="x"))
+        # Nothing refused changed what serves.
+        self.assertTrue(self.model_ready(server, MODEL))
+        self.assertEqual(self.model_config(server, MODEL).max_batch_size, 64)
 
 
 class ModelConfigTest(RepositoryTestCase):
