@@ -1,15 +1,11 @@
 #include "server/core/model_registry.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <malloc.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -34,42 +30,6 @@ std::string_view ModelStateName(ModelState state) {
 }
 
 namespace {
-
-constexpr int64_t kMaxConfigBytes = 1 << 20;
-
-// A positive decimal integer without sign or leading zeros, or nothing.
-std::optional<int64_t> ParseVersion(std::string_view text) {
-  if (text.empty() || text.size() > 18 || text[0] == '0') return std::nullopt;
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value <= 0) return std::nullopt;
-  return value;
-}
-
-// Model names come from rpcs and folder names: one plain path component.
-Status CheckModelName(std::string_view name) {
-  if (name.empty()) return InvalidArgumentError("model name is empty");
-  const bool plain = name.size() <= 255 && name != "." && name != ".." && name[0] != '.' &&
-                     name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
-  if (!plain) {
-    return InvalidArgumentError("model name '" + std::string(name) +
-                                "' is not a plain folder name of the model repository");
-  }
-  return OkStatus();
-}
-
-// `path` after symlinks, if it stays inside `canonical_root`.
-Status CheckInside(const std::string& canonical_root, const fs::path& path) {
-  std::error_code ec;
-  const fs::path resolved = fs::canonical(path, ec);
-  if (ec) return NotFoundError("cannot resolve '" + path.string() + "': " + ec.message());
-  const fs::path relative = resolved.lexically_relative(canonical_root);
-  if (relative.empty() || *relative.begin() == "..") {
-    return FailedPreconditionError("'" + path.string() + "' resolves to '" + resolved.string() +
-                                   "', outside the model repository '" + canonical_root + "'");
-  }
-  return OkStatus();
-}
 
 // The server-wide options with a model's config.pbtxt applied.
 ModelServingOptions ApplySettings(const ModelServingOptions& base, const ModelConfigSettings& s) {
@@ -97,18 +57,6 @@ ModelServingOptions ApplySettings(const ModelServingOptions& base, const ModelCo
         *s.batch_execution == "caller" ? BatchExecution::kCaller : BatchExecution::kWorkers;
   }
   return o;
-}
-
-// Deterministic bytes of a config, to tell whether it changed.
-std::string ConfigKey(const inference::ModelConfig& config) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    config.SerializeToCodedStream(&coded);
-  }
-  return out;
 }
 
 }  // namespace
@@ -141,7 +89,8 @@ StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(ModelRegistryOption
   if (registry->options_.mode == ModelControlMode::kExplicit) {
     for (const std::string& name : registry->options_.startup_models) {
       if (name == "*") {
-        for (std::string& folder : registry->ModelFoldersOnDisk()) startup.push_back(folder);
+        for (std::string& folder : ModelFolderNames(registry->options_.root))
+          startup.push_back(folder);
       } else {
         startup.push_back(name);
       }
@@ -149,7 +98,7 @@ StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(ModelRegistryOption
     std::sort(startup.begin(), startup.end());
     startup.erase(std::unique(startup.begin(), startup.end()), startup.end());
   } else {
-    startup = registry->ModelFoldersOnDisk();
+    startup = ModelFolderNames(registry->options_.root);
   }
   for (const std::string& name : startup) {
     Status status = CheckModelName(name);
@@ -165,17 +114,6 @@ StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(ModelRegistryOption
   if (registry->options_.on_change) registry->options_.on_change();
   registry->control_thread_ = std::thread([r = registry.get()] { r->ControlLoop(); });
   return registry;
-}
-
-std::vector<std::string> ModelRegistry::ModelFoldersOnDisk() const {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(options_.root, ec)) {
-    std::string name = entry.path().filename().string();
-    if (CheckModelName(name).ok() && entry.is_directory(ec)) names.push_back(std::move(name));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 ModelRegistry::ModelEntry* ModelRegistry::FindEntryLocked(std::string_view name) {
@@ -198,79 +136,6 @@ const ModelRegistry::ModelEntry* ModelRegistry::FindEntryLocked(std::string_view
 
 void ModelRegistry::Log(std::string_view level, const std::string& message) const {
   if (options_.log) options_.log(level, message);
-}
-
-ModelRegistry::ModelFolder ModelRegistry::ReadModelFolder(
-    const std::string& name, const inference::ModelConfig* override_config) const {
-  const fs::path dir = fs::path(options_.root) / name;
-  std::error_code ec;
-  // The configuration: the rpc's override, config.pbtxt, or none.
-  ModelFolder f;
-  f.folder_status = CheckInside(canonical_root_, dir);
-  Status& config_status = f.config_status;
-  config_status = f.folder_status;
-  inference::ModelConfig& config = f.config;
-  bool& have_config = f.have_config;
-  FileStamp config_stamp;
-  std::vector<std::string>* warnings = &f.warnings;
-  const fs::path config_path = dir / "config.pbtxt";
-  if (config_status.ok() && override_config != nullptr) {
-    config = *override_config;
-    have_config = true;
-  } else if (config_status.ok() && fs::exists(config_path, ec)) {
-    config_status = CheckInside(canonical_root_, config_path);
-    if (config_status.ok()) {
-      // Stamp first, read second: a file replaced in between is read anew
-      // at the next scan, never missed.
-      struct stat st {};
-      if (::stat(config_path.c_str(), &st) == 0) config_stamp = FileStamp::Of(st);
-      auto text = ReadStableFile(config_path.string(), kMaxConfigBytes);
-      if (text.ok()) {
-        auto parsed = ParseModelConfigText(*text, config_path.string(), warnings);
-        if (parsed.ok()) {
-          config = std::move(parsed).value();
-          have_config = true;
-        } else {
-          config_status = parsed.status();
-        }
-      } else {
-        config_status = text.status();
-      }
-    }
-  }
-  ModelConfigSettings& settings = f.settings;
-  if (config_status.ok()) {
-    auto read = ReadModelConfigSettings(config, name, warnings);
-    if (read.ok()) {
-      settings = std::move(read).value();
-    } else {
-      config_status = read.status().WithPrefix(
-          override_config != nullptr ? "the load request's 'config'" : config_path.string());
-    }
-  }
-
-  // The versions on disk, newest first.
-  std::vector<DiskVersion>& disk = f.versions;
-  for (const auto& v : fs::directory_iterator(dir, ec)) {
-    const auto version = ParseVersion(v.path().filename().string());
-    if (!version || !v.is_directory(ec)) continue;
-    const fs::path file = v.path() / settings.model_filename;
-    struct stat st {};
-    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    disk.push_back(DiskVersion{*version, file.string(), FileStamp::Of(st),
-                               CheckInside(canonical_root_, file)});
-  }
-  std::sort(disk.begin(), disk.end(),
-            [](const DiskVersion& a, const DiskVersion& b) { return a.version > b.version; });
-
-  // What Reconcile compares to tell that nothing changed since the last scan.
-  std::string& fingerprint = f.fingerprint;
-  fingerprint = config_status.ok() ? "ok" : config_status.message();
-  fingerprint += override_config ? ConfigKey(*override_config) : "";
-  fingerprint += "|" + config_stamp.Key();
-  for (const DiskVersion& d : disk)
-    fingerprint += "|" + std::to_string(d.version) + "@" + d.stamp.Key();
-  return f;
 }
 
 Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
@@ -304,7 +169,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
     return gone;
   }
 
-  ModelFolder folder = ReadModelFolder(name, override_config);
+  ModelFolder folder = ReadModelFolder(options_.root, canonical_root_, name, override_config);
   // Nothing changed since the last scan: nothing to do (and a failure is not
   // retried until its files change; LoadModel retries).
   const std::vector<DiskVersion>& disk = folder.versions;
@@ -544,7 +409,7 @@ Status ModelRegistry::Unload(const std::string& name) {
 }
 
 void ModelRegistry::Poll() {
-  std::vector<std::string> names = ModelFoldersOnDisk();
+  std::vector<std::string> names = ModelFolderNames(options_.root);
   {
     std::shared_lock lock(mu_);
     for (const ModelEntry& e : models_) names.push_back(e.name);
@@ -646,7 +511,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelRegistry::Find(std::string_view na
                                                              std::string_view version) const {
   std::optional<int64_t> wanted;
   if (!version.empty()) {
-    wanted = ParseVersion(version);
+    wanted = ParseModelVersion(version);
     if (!wanted) {
       return InvalidArgumentError("model version '" + std::string(version) +
                                   "' is not a positive integer");
@@ -765,7 +630,7 @@ std::vector<ModelRegistry::Entry> ModelRegistry::Index() const {
 
 std::vector<ModelRegistry::Entry> ModelRegistry::RepositoryIndex() const {
   std::vector<Entry> out = Index();
-  for (const std::string& name : ModelFoldersOnDisk()) {
+  for (const std::string& name : ModelFolderNames(options_.root)) {
     const bool known =
         std::any_of(out.begin(), out.end(), [&](const Entry& e) { return e.name == name; });
     if (!known) {
@@ -806,15 +671,6 @@ bool ModelRegistry::ModelReady(std::string_view name) const {
 bool ModelRegistry::ModelEntry::Serves() const {
   return wanted && std::any_of(versions.begin(), versions.end(),
                                [](const VersionSlot& s) { return s.model && s.model->ready(); });
-}
-
-ModelRegistry::FileStamp ModelRegistry::FileStamp::Of(const struct stat& st) {
-  return FileStamp{static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
-                   int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
-}
-
-std::string ModelRegistry::FileStamp::Key() const {
-  return std::to_string(inode) + ":" + std::to_string(size) + ":" + std::to_string(mtime_ns);
 }
 
 void ModelRegistry::DrainAll(Clock::time_point deadline) {

@@ -37,8 +37,6 @@
 // Changes to the repository run one at a time on the control thread.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -58,6 +56,7 @@
 #include "server/core/dynamic_batcher.h"
 #include "server/core/mlp_engine.h"
 #include "server/core/model_config.h"
+#include "server/core/model_folder.h"
 #include "server/core/model_spec.h"
 #include "server/core/model_stats.h"
 #include "server/core/onnx_model_loader.h"
@@ -170,15 +169,6 @@ class ModelRegistry {
   void DrainAll(Clock::time_point deadline);
 
  private:
-  // What tells that a file changed: inode, size and modification time.
-  struct FileStamp {
-    uint64_t inode = 0;
-    int64_t size = -1;
-    int64_t mtime_ns = 0;
-    bool operator==(const FileStamp&) const = default;
-    static FileStamp Of(const struct stat& st);
-    std::string Key() const;  // for fingerprints
-  };
   struct VersionSlot {
     int64_t version = 0;
     ModelState state = ModelState::kFailed;
@@ -199,27 +189,7 @@ class ModelRegistry {
     bool Serves() const;
   };
 
-  struct DiskVersion {
-    int64_t version = 0;
-    std::string file;  // <root>/<model>/<version>/<model file>
-    FileStamp stamp;
-    Status problem;  // the file resolves outside the repository
-  };
-  // A model folder as found on disk.
-  struct ModelFolder {
-    Status folder_status;  // not OK: the folder resolves outside the repository
-    Status config_status;  // not OK: no usable configuration (folder or config.pbtxt)
-    inference::ModelConfig config;
-    bool have_config = false;
-    ModelConfigSettings settings;
-    std::vector<std::string> warnings;
-    std::vector<DiskVersion> versions;  // newest first
-    std::string fingerprint;            // changes when any of the above may have
-  };
-
   explicit ModelRegistry(ModelRegistryOptions options);
-  ModelFolder ReadModelFolder(const std::string& name,
-                              const inference::ModelConfig* override_config) const;
   // Brings `name` in line with the disk (and `wanted`); returns the load
   // status for LoadModel. Control thread (or Open) only.
   // `override_config` (may be null) replaces config.pbtxt.
@@ -237,7 +207,6 @@ class ModelRegistry {
   ModelEntry* FindEntryLocked(std::string_view name);
   const ModelEntry* FindEntryLocked(std::string_view name) const;
   ModelEntry* InsertEntryLocked(const std::string& name);  // exclusive lock held
-  std::vector<std::string> ModelFoldersOnDisk() const;
 
   ModelRegistryOptions options_;
   std::string canonical_root_;

@@ -38,11 +38,6 @@ struct ModelServingOptions {
   std::chrono::microseconds default_queue_timeout{0};
 };
 
-// Reads a whole file through one descriptor. FAILED_PRECONDITION if it
-// changes (size, mtime or inode) while being read, RESOURCE_EXHAUSTED above
-// `max_bytes`, NOT_FOUND if it cannot be opened.
-StatusOr<std::string> ReadStableFile(const std::string& path, int64_t max_bytes);
-
 // One loaded model version: its spec, engine, batcher and effective
 // configuration. Immutable but for its accepting flag.
 class ServableModel {
