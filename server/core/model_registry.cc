@@ -490,14 +490,27 @@ Status RequireExplicit(ModelControlMode mode, std::string_view rpc) {
 
 }  // namespace
 
-void ModelRegistry::LoadModel(std::string name, std::optional<inference::ModelConfig> config,
+void ModelRegistry::LoadModel(std::string name, std::optional<std::string> config_json,
                               std::function<void(Status)> done) {
   Status status = RequireExplicit(options_.mode, "loading a model");
   if (status.ok()) status = CheckModelName(name);
   if (!status.ok()) return done(status);
-  Post([this, name = std::move(name), config = std::move(config),
-        done] { done(Reconcile(name, /*explicit_load=*/true, config ? &*config : nullptr)); },
-       done);
+  std::optional<inference::ModelConfig> config;
+  std::vector<std::string> warnings;
+  if (config_json) {
+    auto parsed = ParseModelConfigJson(*config_json, &warnings);
+    if (!parsed.ok()) return done(parsed.status().WithPrefix("parameter 'config'"));
+    config = std::move(parsed).value();
+  }
+  Post(
+      [this, name = std::move(name), config = std::move(config), warnings = std::move(warnings),
+       done] {
+        for (const std::string& warning : warnings) {
+          Log("warn", "model '" + name + "': the load request's 'config': " + warning);
+        }
+        done(Reconcile(name, /*explicit_load=*/true, config ? &*config : nullptr));
+      },
+      done);
 }
 
 void ModelRegistry::UnloadModel(std::string name, std::function<void(Status)> done) {

@@ -132,14 +132,16 @@ class ModelRegistry {
   bool ModelReady(std::string_view name) const;
 
   // kExplicit only (FAILED_PRECONDITION otherwise). Loads `name` from disk
-  // (again) with `config` replacing its config.pbtxt when given, on the
+  // (again) with `config_json` (Triton's JSON model configuration; unused
+  // fields logged as warnings) replacing its config.pbtxt when given, on the
   // control thread; `done` gets OK once a version serves, else:
-  //   INVALID_ARGUMENT    the name is not a plain folder name
+  //   INVALID_ARGUMENT    the name is not a plain folder name, or the JSON
+  //                       does not parse
   //   NOT_FOUND           no such model folder
   //   FAILED_PRECONDITION no version loads (the reason of the newest), the
   //                       config is invalid, or the folder escapes the root
   //   UNAVAILABLE         the server is shutting down
-  void LoadModel(std::string name, std::optional<inference::ModelConfig> config,
+  void LoadModel(std::string name, std::optional<std::string> config_json,
                  std::function<void(Status)> done);
   // kExplicit only. Stops serving every version of `name`, waits for their
   // queues to drain and frees them; `done` gets OK then. NOT_FOUND if the

@@ -417,21 +417,15 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   core::Status status = CheckRepositoryName(request->repository_name(), **registry);
-  std::optional<inference::ModelConfig> config;
+  std::optional<std::string> config_json;
   for (const auto& [key, value] : request->parameters()) {
     if (!status.ok()) break;
     if (key == "config") {
       if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
         status = core::InvalidArgumentError("parameter 'config' must be a string_param (JSON)");
-        break;
+      } else {
+        config_json = value.string_param();
       }
-      std::vector<std::string> warnings;
-      auto parsed = core::ParseModelConfigJson(value.string_param(), &warnings);
-      if (!parsed.ok()) {
-        status = parsed.status().WithPrefix("parameter 'config'");
-        break;
-      }
-      config = std::move(parsed).value();
     } else if (key.rfind("file:", 0) == 0) {
       status = core::UnimplementedError("parameter '" + key +
                                         "': model files in the request are not supported; put "
@@ -443,7 +437,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   }
   if (!status.ok()) return FinishNow(counters, start, context, ToGrpcStatus(status));
   auto* call = new RepositoryCall(&counters, start);
-  (*registry)->LoadModel(request->model_name(), std::move(config), call->Callback());
+  (*registry)->LoadModel(request->model_name(), std::move(config_json), call->Callback());
   return call;
 }
 

@@ -580,6 +580,12 @@ class ExplicitModeTest(RepositoryTestCase):
         err = self.assert_rpc_fails(Code.INVALID_ARGUMENT, server.inference().ModelInfer,
                                     s.infer_request(x, model=MODEL, input_name="x"))
         self.assertIn("4", err.details())
+        # Triton fields we do not use are accepted from JSON too, and named in the log.
+        self.load(server, MODEL, config=json.dumps(
+            {"max_batch_size": 8, "response_cache": {"enable": True}}))
+        self.assertEqual(self.model_config(server, MODEL).max_batch_size, 8)
+        s.wait_until(lambda: "response_cache" in server.log_text(), 5,
+                     "a warning naming 'response_cache' in the server log")
 
     def test_malformed_repository_requests_are_refused(self):
         self.add_version(MODEL, 1, seed=1)

@@ -270,10 +270,14 @@ TEST(ModelRegistryTest, ExplicitLoadUnloadAndRefusedNames) {
   EXPECT_EQ(ServedVersion(*registry, "m"), 1);
   EXPECT_EQ(ServedVersion(*registry, "other"), 1);
 
-  inference::ModelConfig config;
-  config.set_max_batch_size(3);
-  ASSERT_TRUE(Await([&](auto done) { registry->LoadModel("m", config, done); }).ok());
+  ASSERT_TRUE(
+      Await([&](auto done) { registry->LoadModel("m", R"({"max_batch_size": 3})", done); }).ok());
   EXPECT_EQ((*registry->Find("m", ""))->max_batch_size(), 3);
+  const Status bad_json =
+      Await([&](auto done) { registry->LoadModel("m", R"({"max_batch_size": )", done); });
+  EXPECT_EQ(bad_json.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad_json.message(), HasSubstr("parameter 'config'"));
+  EXPECT_EQ((*registry->Find("m", ""))->max_batch_size(), 3) << "a refused load changed the model";
 
   const Status corrupt =
       Await([&](auto done) { registry->LoadModel("corrupt", std::nullopt, done); });
