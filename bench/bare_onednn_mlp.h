@@ -20,8 +20,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "server/core/mlp_engine.h"
-#include "server/core/model_spec.h"
+#include "server/core/engine/mlp_engine.h"
+#include "server/core/model/model_spec.h"
 
 namespace selu::bench {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "server/core/model_spec.h"
+#include "server/core/model/model_spec.h"
 
 namespace selu::bench {
 

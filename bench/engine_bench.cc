@@ -29,7 +29,7 @@
 
 #include "bench/bare_onednn_mlp.h"
 #include "bench/bench_models.h"
-#include "server/core/mlp_engine.h"
+#include "server/core/engine/mlp_engine.h"
 
 namespace selu::bench {
 namespace {

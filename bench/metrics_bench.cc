@@ -1,12 +1,12 @@
 // What metrics cost a request: the recording calls the request path makes
 // (ModelStats::RecordRequest per request, ModelStats::OnBatch per batch,
-// RpcCounters Start/Finish per rpc), single-threaded and contended by two
+// CallCounters Start/Finish per rpc), single-threaded and contended by two
 // threads. Compare with the server's CPU per request from
 // run_server_bench.sh (tens of µs) to get the fraction metrics cost.
 #include <benchmark/benchmark.h>
 
-#include "server/core/model_stats.h"
-#include "server/grpc/rpc_stats.h"
+#include "server/core/base/call_stats.h"
+#include "server/core/serving/model_stats.h"
 
 namespace {
 
@@ -21,14 +21,14 @@ selu::core::ModelStats& SharedStats() {
   static selu::core::ModelStats stats(64);
   return stats;
 }
-selu::grpc_transport::RpcStats& SharedRpcStats() {
-  static selu::grpc_transport::RpcStats stats;
-  return stats;
+selu::core::CallCounters& SharedCallCounters() {
+  static selu::core::CallCounters counters;
+  return counters;
 }
 
 void BM_MetricsPerRequest(benchmark::State& state) {
   auto& stats = SharedStats();
-  auto& counters = SharedRpcStats()[selu::grpc_transport::Rpc::kModelInfer];
+  auto& counters = SharedCallCounters();
   FakeRequest r;
   r.rows = 1;
   const selu::core::Status ok;

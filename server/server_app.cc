@@ -126,7 +126,8 @@ core::Status ServerApp::StartMetrics() {
           .in_flight = [service = service_.get()] { return service->in_flight(); },
           .swap_resends = [service = service_.get()] { return service->swap_resends(); }});
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
-  grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>(&service_->rpc_stats());
+  grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>(
+      std::vector<const core::CallStatsSource*>{&service_->rpc_stats()});
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
   } catch (const std::exception& e) {

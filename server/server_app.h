@@ -17,8 +17,8 @@
 #include <set>
 #include <string>
 
-#include "server/core/model_registry.h"
-#include "server/core/status.h"
+#include "server/core/base/status.h"
+#include "server/core/repository/model_registry.h"
 #include "server/grpc/inference_service.h"
 #include "server/metrics/grpc_metrics.h"
 #include "server/metrics/inference_collector.h"

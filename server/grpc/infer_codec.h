@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "proto/grpc_service.pb.h"
-#include "server/core/model_spec.h"
-#include "server/core/status.h"
+#include "server/core/base/status.h"
+#include "server/core/model/model_spec.h"
 
 namespace selu::grpc_transport {
 

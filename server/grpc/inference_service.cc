@@ -10,36 +10,6 @@
 
 namespace selu::grpc_transport {
 
-std::string_view RpcName(Rpc rpc) {
-  switch (rpc) {
-    case Rpc::kServerLive:
-      return "ServerLive";
-    case Rpc::kServerReady:
-      return "ServerReady";
-    case Rpc::kModelReady:
-      return "ModelReady";
-    case Rpc::kServerMetadata:
-      return "ServerMetadata";
-    case Rpc::kModelMetadata:
-      return "ModelMetadata";
-    case Rpc::kModelInfer:
-      return "ModelInfer";
-    case Rpc::kModelStatistics:
-      return "ModelStatistics";
-    case Rpc::kModelConfig:
-      return "ModelConfig";
-    case Rpc::kRepositoryIndex:
-      return "RepositoryIndex";
-    case Rpc::kRepositoryModelLoad:
-      return "RepositoryModelLoad";
-    case Rpc::kRepositoryModelUnload:
-      return "RepositoryModelUnload";
-    case Rpc::kCount:
-      break;
-  }
-  return "unknown";
-}
-
 namespace {
 
 using core::Clock;

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "proto/grpc_service.grpc.pb.h"
-#include "server/core/model_registry.h"
+#include "server/core/repository/model_registry.h"
 #include "server/grpc/rpc_stats.h"
 
 namespace selu::grpc_transport {

@@ -1,21 +1,19 @@
 // Per-rpc counters of GRPCInferenceService, recorded by the handlers
-// themselves (started, handled by code, handling time) and exported by
-// server/metrics with go-grpc-prometheus' names. Counting in the handlers
-// instead of in a gRPC server interceptor matters: in gRPC 1.51 an
-// interceptor sends every call through an extra completion-queue round trip
-// (measured: 3–15 µs per request, bench/SERVER_BENCH.md).
+// themselves (started, handled by code, handling time) and read by
+// server/metrics through core::CallStatsSource, exported with
+// go-grpc-prometheus' names. Counting in the handlers instead of in a gRPC
+// server interceptor matters: in gRPC 1.51 an interceptor sends every call
+// through an extra completion-queue round trip (measured: 3–15 µs per
+// request, bench/SERVER_BENCH.md).
 //
 // Thread safety: relaxed atomics, recorded from any thread.
 #pragma once
 
 #include <array>
-#include <atomic>
-#include <chrono>
-#include <cstdint>
+#include <span>
 #include <string_view>
 
-#include "server/core/atomic_histogram.h"
-#include "server/core/status.h"
+#include "server/core/base/call_stats.h"
 
 namespace selu::grpc_transport {
 
@@ -37,30 +35,22 @@ enum class Rpc : int {
 std::string_view RpcName(Rpc rpc);  // "ModelInfer", ...
 inline constexpr std::string_view kInferenceServiceName = "inference.GRPCInferenceService";
 
-struct RpcCounters {
-  std::atomic<uint64_t> started{0};
-  std::atomic<uint64_t> handled[core::kStatusCodeCount] = {};
-  core::AtomicHistogram handling_ns{core::LatencyBucketsNs()};
+using RpcCounters = core::CallCounters;
 
-  void Start() { started.fetch_add(1, std::memory_order_relaxed); }
-  void Finish(int code, std::chrono::steady_clock::time_point start) {
-    if (code >= 0 && code < core::kStatusCodeCount) {
-      handled[code].fetch_add(1, std::memory_order_relaxed);
-    }
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-    handling_ns.Observe(ns > 0 ? static_cast<uint64_t>(ns) : 0);
-  }
-};
-
-class RpcStats {
+class RpcStats final : public core::CallStatsSource {
  public:
+  RpcStats();
+  RpcStats(const RpcStats&) = delete;
+  RpcStats& operator=(const RpcStats&) = delete;
+
   RpcCounters& operator[](Rpc rpc) { return counters_[static_cast<int>(rpc)]; }
   const RpcCounters& operator[](Rpc rpc) const { return counters_[static_cast<int>(rpc)]; }
+  std::span<const core::CallSite> CallSites() const override { return sites_; }
 
  private:
-  std::array<RpcCounters, static_cast<size_t>(Rpc::kCount)> counters_;
+  static constexpr size_t kRpcs = static_cast<size_t>(Rpc::kCount);
+  std::array<RpcCounters, kRpcs> counters_;
+  std::array<core::CallSite, kRpcs> sites_;
 };
 
 }  // namespace selu::grpc_transport

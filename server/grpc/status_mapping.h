@@ -3,7 +3,7 @@
 
 #include <grpcpp/support/status.h>
 
-#include "server/core/status.h"
+#include "server/core/base/status.h"
 
 namespace selu::grpc_transport {
 

@@ -2,7 +2,9 @@
 // existing dashboards expect: grpc_server_started_total,
 // grpc_server_handled_total{grpc_code}, grpc_server_handling_seconds, each
 // labelled grpc_type, grpc_service, grpc_method. Read at scrape time from the
-// counters GRPCInferenceService's handlers keep (grpc_transport::RpcStats).
+// counters a gRPC service's handlers keep, through core::CallStatsSource
+// (GRPCInferenceService's is grpc_transport::RpcStats): the metrics know no
+// transport type.
 //
 // Covered: every rpc of inference.GRPCInferenceService. Not covered: the
 // health and reflection services gRPC itself implements, and requests gRPC
@@ -15,18 +17,21 @@
 
 #include <prometheus/collectable.h>
 
-#include "server/grpc/rpc_stats.h"
+#include <vector>
+
+#include "server/core/base/call_stats.h"
 
 namespace selu::metrics {
 
 class GrpcServerMetrics final : public prometheus::Collectable {
  public:
-  // `stats` must outlive this collector.
-  explicit GrpcServerMetrics(const grpc_transport::RpcStats* stats) : stats_(stats) {}
+  // Every source must outlive this collector.
+  explicit GrpcServerMetrics(std::vector<const core::CallStatsSource*> sources)
+      : sources_(std::move(sources)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  const grpc_transport::RpcStats* stats_;
+  std::vector<const core::CallStatsSource*> sources_;
 };
 
 }  // namespace selu::metrics

@@ -13,7 +13,7 @@
 #include <functional>
 #include <string>
 
-#include "server/core/model_registry.h"
+#include "server/core/repository/model_registry.h"
 
 namespace selu::metrics {
 

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "server/core/atomic_histogram.h"
-#include "server/core/status.h"
+#include "server/core/base/atomic_histogram.h"
+#include "server/core/base/status.h"
 
 namespace selu::metrics {
 

@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "proto/grpc_service.grpc.pb.h"
-#include "server/core/mlp_engine.h"
-#include "server/core/onnx_model_loader.h"
+#include "server/core/engine/mlp_engine.h"
+#include "server/core/model/onnx_model_loader.h"
 
 namespace {
 

@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "server/core/mlp_engine.h"
-#include "server/core/model_spec.h"
-#include "server/core/onnx_model_loader.h"
-#include "server/core/status.h"
+#include "server/core/base/status.h"
+#include "server/core/engine/mlp_engine.h"
+#include "server/core/model/model_spec.h"
+#include "server/core/model/onnx_model_loader.h"
 
 namespace selu::parity {
 namespace {

@@ -25,10 +25,10 @@
 #include <utility>
 #include <vector>
 
-#include "server/core/mlp_engine.h"
-#include "server/core/model_spec.h"
-#include "server/core/onnx_model_loader.h"
-#include "server/core/status.h"
+#include "server/core/base/status.h"
+#include "server/core/engine/mlp_engine.h"
+#include "server/core/model/model_spec.h"
+#include "server/core/model/onnx_model_loader.h"
 #include "tests/parity/parity_case.h"
 
 namespace selu::parity {

@@ -1,0 +1,98 @@
+#include "server/core/serving/servable_model.h"
+
+#include <algorithm>
+
+#include "server/core/base/stable_file.h"
+#include "server/core/serving/mlp_batch_computer.h"
+
+namespace selu::core {
+
+namespace {
+
+// Engine time of a full batch: the best of a few runs on zeros, after a
+// warm-up run (which also builds the primitives).
+StatusOr<std::chrono::nanoseconds> TimeFullBatch(const MlpEngine& engine, int64_t rows) {
+  std::vector<float> in(static_cast<size_t>(rows * engine.input_features()), 0.0f);
+  std::vector<float> out(static_cast<size_t>(rows * engine.output_features()));
+  auto ws = engine.CreateWorkspace();
+  std::chrono::nanoseconds best = std::chrono::nanoseconds::max();
+  for (int i = 0; i < 6; ++i) {
+    const auto start = Clock::now();
+    SELU_RETURN_IF_ERROR(engine.Run(*ws, in.data(), rows, out.data()));
+    if (i > 0)
+      best = std::min(best,
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start));
+  }
+  return best;
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, int64_t version,
+                                                             const std::string& path,
+                                                             const ModelServingOptions& options,
+                                                             const inference::ModelConfig* config) {
+  auto bytes = ReadStableFile(path, options.loader.max_file_bytes);
+  if (!bytes.ok()) return bytes.status();
+  auto spec = LoadOnnxModelFromBytes(*bytes, options.loader);
+  if (!spec.ok()) return spec.status().WithPrefix(path);
+  bytes->clear();
+  bytes->shrink_to_fit();
+  if (config != nullptr) {
+    Status checked = CheckModelConfigAgainstModel(*config, *spec);
+    if (!checked.ok()) return checked.WithPrefix("the configuration of '" + name + "'");
+  }
+  inference::ModelConfig served =
+      CompleteModelConfig(config ? *config : inference::ModelConfig(), name, *spec,
+                          EffectiveServing{
+                              .max_batch_size = options.batcher.max_batch_size,
+                              .preferred_batch_sizes = options.batcher.preferred_batch_sizes,
+                              .max_queue_delay_us = options.batcher.max_queue_delay.count(),
+                              .max_queue_size = options.batcher.max_queue_size,
+                              .default_timeout_us = options.default_queue_timeout.count(),
+                              .instances = options.batcher.instances,
+                          });
+  MlpEngineOptions engine_options = options.engine;
+  engine_options.max_rows = std::max(engine_options.max_rows, options.batcher.max_batch_size);
+  auto engine = MlpEngine::Create(std::move(spec).value(), engine_options);
+  if (!engine.ok()) return engine.status().WithPrefix(path);
+  std::shared_ptr<const MlpEngine> shared_engine = std::move(engine).value();
+  auto stats = std::make_unique<ModelStats>(options.batcher.max_batch_size);
+  BatcherOptions batcher_options = options.batcher;
+  batcher_options.observer = stats.get();
+  std::chrono::nanoseconds full_batch_time{0};
+  if (options.auto_execution) {
+    batcher_options.execution = BatchExecution::kWorkers;
+    if (options.batcher.max_queue_delay.count() == 0) {
+      auto measured = TimeFullBatch(*shared_engine, options.batcher.max_batch_size);
+      if (!measured.ok()) return measured.status().WithPrefix(path);
+      full_batch_time = *measured;
+      if (full_batch_time <= options.caller_execution_limit) {
+        batcher_options.execution = BatchExecution::kCaller;
+      }
+    }
+  }
+  auto batcher =
+      DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine), batcher_options);
+  if (!batcher.ok()) return batcher.status().WithPrefix(path);
+  std::shared_ptr<ServableModel> model(new ServableModel());
+  model->stats_ = std::move(stats);
+  model->full_batch_time_ = full_batch_time;
+  model->name_ = std::move(name);
+  model->version_ = version;
+  model->version_string_ = std::to_string(version);
+  model->path_ = path;
+  model->config_ = std::move(served);
+  model->queue_timeout_ = options.default_queue_timeout;
+  model->engine_ = std::move(shared_engine);
+  model->batcher_ = std::move(batcher).value();
+  return model;
+}
+
+void ServableModel::StopAccepting() { draining_.store(true, std::memory_order_relaxed); }
+
+void ServableModel::Drain(Clock::time_point deadline) {
+  StopAccepting();
+  batcher_->Drain(deadline);
+}
+}  // namespace selu::core

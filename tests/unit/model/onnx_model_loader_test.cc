@@ -1,0 +1,609 @@
+// The ONNX loader: what it accepts, and a test per refusal. Models are built
+// here with the ONNX protobuf schema so each case is explicit.
+#include "server/core/model/onnx_model_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+namespace selu::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ModelBuilder {
+ public:
+  explicit ModelBuilder(std::vector<int64_t> input_dims = {-1, 4}, int opset = 13) {
+    model_.set_ir_version(8);
+    model_.set_producer_name("selu-serve-test");
+    auto* op = model_.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+    graph()->set_name("mlp");
+    auto* in = graph()->add_input();
+    in->set_name("x");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : input_dims) {
+      auto* dim = tt->mutable_shape()->add_dim();
+      if (d < 0) {
+        dim->set_dim_param("batch");
+      } else {
+        dim->set_dim_value(d);
+      }
+    }
+    current_ = "x";
+  }
+
+  onnx::GraphProto* graph() { return model_.mutable_graph(); }
+  onnx::ModelProto& model() { return model_; }
+
+  onnx::TensorProto* Initializer(const std::string& name, std::vector<int64_t> dims,
+                                 const std::vector<float>& values, bool raw = true) {
+    auto* t = graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    if (raw) {
+      t->set_raw_data(
+          std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+    } else {
+      for (float v : values) t->add_float_data(v);
+    }
+    return t;
+  }
+
+  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> extra_inputs = {},
+                        std::string name = "") {
+    auto* n = graph()->add_node();
+    n->set_op_type(op);
+    n->set_name(name.empty() ? op + "_" + std::to_string(graph()->node_size() - 1) : name);
+    n->add_input(current_);
+    for (auto& e : extra_inputs) n->add_input(e);
+    current_ = n->name() + "_out";
+    n->add_output(current_);
+    return n;
+  }
+
+  // y = x·W + b with W given as [k, n] row-major; emitted as Gemm transB=1.
+  onnx::NodeProto* Gemm(int64_t k, int64_t n, const std::vector<float>& w_kn,
+                        const std::vector<float>& bias, std::string name = "") {
+    const std::string id = "w" + std::to_string(graph()->initializer_size());
+    std::vector<float> w_nk(k * n);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < n; ++j) w_nk[j * k + i] = w_kn[i * n + j];
+    Initializer(id + "_B", {n, k}, w_nk);
+    Initializer(id + "_C", {n}, bias);
+    auto* node = Node("Gemm", {id + "_B", id + "_C"}, name);
+    auto* a = node->add_attribute();
+    a->set_name("transB");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(1);
+    return node;
+  }
+
+  static void SetFloat(onnx::NodeProto* node, const std::string& name, float v) {
+    auto* a = node->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
+  static void SetInt(onnx::NodeProto* node, const std::string& name, int64_t v) {
+    auto* a = node->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+
+  std::string Finish(int64_t out_features = -1) {
+    auto* out = graph()->add_output();
+    out->set_name(current_);
+    auto* tt = out->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("batch");
+    auto* features = tt->mutable_shape()->add_dim();
+    if (out_features > 0) features->set_dim_value(out_features);
+    return model_.SerializeAsString();
+  }
+
+  const std::string& current() const { return current_; }
+
+ private:
+  onnx::ModelProto model_;
+  std::string current_;
+};
+
+std::vector<float> Iota(size_t n, float scale = 0.01f) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * float(i) - 0.5f * scale * float(n);
+  return v;
+}
+
+Status LoadError(const std::string& bytes) {
+  auto spec = LoadOnnxModelFromBytes(bytes);
+  return spec.ok() ? OkStatus() : spec.status();
+}
+
+#define EXPECT_REFUSED(bytes, ...)                                       \
+  do {                                                                   \
+    Status s_ = LoadError(bytes);                                        \
+    EXPECT_EQ(s_.code(), StatusCode::kInvalidArgument) << s_.ToString(); \
+    for (const char* part_ : {__VA_ARGS__}) {                            \
+      EXPECT_NE(s_.message().find(part_), std::string::npos)             \
+          << "message lacks '" << part_ << "': " << s_.message();        \
+    }                                                                    \
+  } while (0)
+
+// ----------------------------------------------------------------- accepted
+
+TEST(OnnxLoaderTest, GemmChainWithSeluAndSoftmax) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), {0.1f, 0.2f, 0.3f}, "fc1");
+  b.Node("Selu");
+  b.Gemm(3, 2, Iota(6), {0.0f, 1.0f}, "fc2");
+  b.Node("Softmax");
+  auto spec = LoadOnnxModelFromBytes(b.Finish(2));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->input_name, "x");
+  EXPECT_EQ(spec->input_features, 4);
+  EXPECT_EQ(spec->output_features, 2);
+  EXPECT_EQ(spec->fixed_batch_size, 0);
+  ASSERT_EQ(spec->layers.size(), 2u);
+  EXPECT_EQ(spec->layers[0].name, "fc1");
+  EXPECT_EQ(spec->layers[0].weights, Iota(12));  // back to [k, n]
+  EXPECT_EQ(spec->layers[0].bias, (std::vector<float>{0.1f, 0.2f, 0.3f}));
+  ASSERT_EQ(spec->layers[0].activations.size(), 1u);
+  EXPECT_EQ(spec->layers[0].activations[0], Activation::Selu());
+  EXPECT_TRUE(spec->layers[1].activations.empty());
+  EXPECT_TRUE(spec->softmax_output);
+  EXPECT_EQ(spec->producer_name, "selu-serve-test");
+}
+
+TEST(OnnxLoaderTest, GemmTransB0AlphaBetaAndTypedData) {
+  ModelBuilder b;
+  b.Initializer("B", {4, 2}, Iota(8), /*raw=*/false);
+  b.Initializer("C", {1, 2}, {1.0f, -1.0f}, /*raw=*/false);
+  auto* g = b.Node("Gemm", {"B", "C"}, "g");
+  ModelBuilder::SetFloat(g, "alpha", 2.0f);
+  ModelBuilder::SetFloat(g, "beta", 0.5f);
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const auto w = Iota(8);
+  for (size_t i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(spec->layers[0].weights[i], 2.0f * w[i]);
+  EXPECT_EQ(spec->layers[0].bias, (std::vector<float>{0.5f, -0.5f}));
+}
+
+TEST(OnnxLoaderTest, GemmWithoutBiasAndScalarBias) {
+  ModelBuilder b;
+  b.Initializer("B", {4, 2}, Iota(8));
+  b.Node("Gemm", {"B"}, "nobias");
+  b.Initializer("B2", {2, 2}, Iota(4));
+  b.Initializer("C2", {1}, {3.0f});
+  b.Node("Gemm", {"B2", "C2"}, "scalarbias");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->layers[0].bias, (std::vector<float>{0.0f, 0.0f}));
+  EXPECT_EQ(spec->layers[1].bias, (std::vector<float>{3.0f, 3.0f}));
+}
+
+TEST(OnnxLoaderTest, MatMulAddEitherOrderAndMatMulAlone) {
+  ModelBuilder b;
+  b.Initializer("W1", {4, 3}, Iota(12));
+  b.Initializer("b1", {3}, {1, 2, 3});
+  b.Node("MatMul", {"W1"}, "mm1");
+  auto* add = b.Node("Add", {"b1"}, "add1");
+  std::swap(*add->mutable_input(0), *add->mutable_input(1));  // b + x
+  b.Node("Relu");
+  b.Initializer("W2", {3, 2}, Iota(6));
+  b.Node("MatMul", {"W2"}, "mm2");
+  auto spec = LoadOnnxModelFromBytes(b.Finish(2));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->layers.size(), 2u);
+  EXPECT_EQ(spec->layers[0].bias, (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(spec->layers[0].activations[0].kind, ActivationKind::kRelu);
+  EXPECT_EQ(spec->layers[1].bias, (std::vector<float>{0, 0}));
+}
+
+TEST(OnnxLoaderTest, ActivationAttributesAndNoOps) {
+  ModelBuilder b;
+  b.Gemm(4, 4, Iota(16), Iota(4));
+  auto* selu = b.Node("Selu");
+  ModelBuilder::SetFloat(selu, "alpha", 1.5f);
+  ModelBuilder::SetFloat(selu, "gamma", 1.2f);
+  b.Node("Identity");
+  b.Node("Dropout");
+  auto* elu = b.Node("Elu");
+  ModelBuilder::SetFloat(elu, "alpha", 0.7f);
+  b.Node("Tanh");
+  b.Node("Sigmoid");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const auto& acts = spec->layers[0].activations;
+  ASSERT_EQ(acts.size(), 4u);
+  EXPECT_EQ(acts[0], Activation::Selu(1.5f, 1.2f));
+  EXPECT_EQ(acts[1], Activation::Elu(0.7f));
+  EXPECT_EQ(acts[2].kind, ActivationKind::kTanh);
+  EXPECT_EQ(acts[3].kind, ActivationKind::kSigmoid);
+}
+
+TEST(OnnxLoaderTest, FlattenAtInputAndFixedBatch) {
+  ModelBuilder b({5, 2, 3});
+  b.Node("Flatten");
+  b.Gemm(6, 2, Iota(12), {0, 0});
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->input_features, 6);
+  EXPECT_EQ(spec->input_shape, (std::vector<int64_t>{-1, 2, 3}));
+  EXPECT_EQ(spec->fixed_batch_size, 5);
+}
+
+TEST(OnnxLoaderTest, DoubleWeightsAreConverted) {
+  ModelBuilder b;
+  auto* t = b.graph()->add_initializer();
+  t->set_name("B");
+  t->set_data_type(onnx::TensorProto::DOUBLE);
+  t->add_dims(4);
+  t->add_dims(1);
+  for (double v : {0.5, -0.25, 2.0, 1.0}) t->add_double_data(v);
+  b.Node("Gemm", {"B"}, "g");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->layers[0].weights, (std::vector<float>{0.5f, -0.25f, 2.0f, 1.0f}));
+}
+
+TEST(OnnxLoaderTest, ConstantNodeAndIdentityOfWeights) {
+  ModelBuilder b;
+  auto* c = b.graph()->add_node();
+  c->set_op_type("Constant");
+  c->set_name("const_w");
+  c->add_output("W");
+  auto* attr = c->add_attribute();
+  attr->set_name("value");
+  attr->set_type(onnx::AttributeProto::TENSOR);
+  attr->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  attr->mutable_t()->add_dims(4);
+  attr->mutable_t()->add_dims(2);
+  for (float v : Iota(8)) attr->mutable_t()->add_float_data(v);
+  auto* id = b.graph()->add_node();
+  id->set_op_type("Identity");
+  id->set_name("shared_w");
+  id->add_input("W");
+  id->add_output("W_alias");
+  b.Node("MatMul", {"W_alias"}, "mm");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->layers[0].weights, Iota(8));
+}
+
+TEST(OnnxLoaderTest, MetadataPropsAreKept) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), {0, 0});
+  auto* p = b.model().add_metadata_props();
+  p->set_key("selu.reference_stats");
+  p->set_value("{\"format\":1}");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->metadata.at("selu.reference_stats"), "{\"format\":1}");
+}
+
+// ----------------------------------------------------------------- refused
+
+TEST(OnnxLoaderRefusalTest, UnsupportedOpNamesNodeAndType) {
+  ModelBuilder b;
+  b.Gemm(4, 4, Iota(16), Iota(4));
+  b.Node("LeakyRelu", {}, "leaky");
+  EXPECT_REFUSED(b.Finish(), "'leaky'", "LeakyRelu", "unsupported op type");
+}
+
+TEST(OnnxLoaderRefusalTest, ShapeMismatchBetweenLayers) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3), "fc1");
+  b.Gemm(5, 2, Iota(10), Iota(2), "fc2");
+  EXPECT_REFUSED(b.Finish(), "'fc2'", "Gemm", "expect 5 input features", "produces 3");
+}
+
+TEST(OnnxLoaderRefusalTest, InputWidthMismatch) {
+  ModelBuilder b({-1, 6});
+  b.Gemm(4, 3, Iota(12), Iota(3), "fc1");
+  EXPECT_REFUSED(b.Finish(), "'fc1'", "expect 4 input features", "produces 6");
+}
+
+TEST(OnnxLoaderRefusalTest, NonFiniteWeight) {
+  ModelBuilder b;
+  auto w = Iota(8);
+  w[5] = std::nanf("");
+  b.Initializer("B", {4, 2}, w);
+  b.Node("Gemm", {"B"}, "fc");
+  EXPECT_REFUSED(b.Finish(), "'fc'", "'B'", "non-finite value at index 5");
+}
+
+TEST(OnnxLoaderRefusalTest, InfiniteBias) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), {1.0f, INFINITY}, "fc");
+  EXPECT_REFUSED(b.Finish(), "'fc'", "non-finite value at index 1");
+}
+
+TEST(OnnxLoaderRefusalTest, ExternalData) {
+  ModelBuilder b;
+  auto* t = b.Initializer("B", {4, 2}, {});
+  t->clear_raw_data();
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t->add_external_data();
+  e->set_key("location");
+  e->set_value("weights.bin");
+  b.Node("Gemm", {"B"}, "fc");
+  auto bytes = b.Finish();
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(bytes));
+  // The ONNX checker refuses a missing external file first; without it, our
+  // own check names the tensor.
+  OnnxLoaderOptions no_checker;
+  no_checker.run_onnx_checker = false;
+  auto spec = LoadOnnxModelFromBytes(bytes, no_checker);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("external data"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("'B'"));
+  EXPECT_EQ(LoadError(bytes).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(OnnxLoaderRefusalTest, RawDataSizeMismatch) {
+  ModelBuilder b;
+  auto* t = b.Initializer("B", {4, 2}, Iota(8));
+  t->mutable_raw_data()->resize(20);
+  b.Node("Gemm", {"B"}, "fc");
+  OnnxLoaderOptions no_checker;
+  no_checker.run_onnx_checker = false;
+  auto spec = LoadOnnxModelFromBytes(b.Finish(), no_checker);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("20 bytes of raw data"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("32"));
+}
+
+TEST(OnnxLoaderRefusalTest, IntegerWeights) {
+  ModelBuilder b;
+  auto* t = b.graph()->add_initializer();
+  t->set_name("B");
+  t->set_data_type(onnx::TensorProto::INT32);
+  t->add_dims(4);
+  t->add_dims(2);
+  for (int i = 0; i < 8; ++i) t->add_int32_data(i);
+  b.Node("Gemm", {"B"}, "fc");
+  EXPECT_REFUSED(b.Finish(), "'fc'", "INT32", "FLOAT");
+}
+
+TEST(OnnxLoaderRefusalTest, TruncatedFile) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3));
+  const std::string bytes = b.Finish();
+  EXPECT_REFUSED(bytes.substr(0, bytes.size() - 7), "");
+  Status s = LoadError(bytes.substr(0, bytes.size() / 2));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(OnnxLoaderRefusalTest, GarbageAndEmptyFiles) {
+  EXPECT_REFUSED("this is not an onnx file at all", "");
+  EXPECT_REFUSED("", "empty");
+  EXPECT_REFUSED(std::string("\x08\x07", 2), "graph");
+}
+
+TEST(OnnxLoaderRefusalTest, TransA) {
+  ModelBuilder b;
+  b.Initializer("B", {4, 2}, Iota(8));
+  ModelBuilder::SetInt(b.Node("Gemm", {"B"}, "ta"), "transA", 1);
+  EXPECT_REFUSED(b.Finish(), "'ta'", "transA");
+}
+
+TEST(OnnxLoaderRefusalTest, NonConstantWeight) {
+  ModelBuilder b({-1, 4});
+  b.Gemm(4, 4, Iota(16), Iota(4), "fc");
+  b.Node("MatMul", {b.current()}, "square");  // x·x: the weight is not a constant
+  EXPECT_REFUSED(b.Finish(), "'square'", "is not a constant");
+}
+
+TEST(OnnxLoaderRefusalTest, SecondGraphInput) {
+  ModelBuilder b;
+  auto* in2 = b.graph()->add_input();
+  in2->set_name("W");
+  auto* tt = in2->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->mutable_shape()->add_dim()->set_dim_value(4);
+  tt->mutable_shape()->add_dim()->set_dim_value(2);
+  b.Node("MatMul", {"W"}, "mm");
+  EXPECT_REFUSED(b.Finish(), "more than one input", "'W'");
+}
+
+TEST(OnnxLoaderRefusalTest, SoftmaxMustBeLastAndOverLastAxis) {
+  {
+    ModelBuilder b;
+    b.Gemm(4, 4, Iota(16), Iota(4));
+    b.Node("Softmax", {}, "sm");
+    b.Gemm(4, 2, Iota(8), Iota(2), "after");
+    EXPECT_REFUSED(b.Finish(), "'after'", "Softmax must be the last");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 4, Iota(16), Iota(4));
+    ModelBuilder::SetInt(b.Node("Softmax", {}, "sm0"), "axis", 0);
+    EXPECT_REFUSED(b.Finish(), "'sm0'", "axis=0");
+  }
+}
+
+TEST(OnnxLoaderRefusalTest, ActivationBeforeFirstLayer) {
+  ModelBuilder b;
+  b.Node("Relu", {}, "early");
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  EXPECT_REFUSED(b.Finish(), "'early'", "before the first");
+}
+
+TEST(OnnxLoaderRefusalTest, AddAfterActivation) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  b.Node("Relu");
+  b.Initializer("c", {2}, {1, 1});
+  b.Node("Add", {"c"}, "late_add");
+  EXPECT_REFUSED(b.Finish(), "'late_add'", "only a bias directly after");
+}
+
+TEST(OnnxLoaderRefusalTest, BranchingGraph) {
+  ModelBuilder b;
+  b.Gemm(4, 4, Iota(16), Iota(4), "fc1");
+  const std::string fork = b.current();
+  b.Node("Relu", {}, "r");
+  auto* n = b.Node("Tanh", {}, "side");
+  n->set_input(0, fork);  // consumes fc1's output, not r's
+  EXPECT_REFUSED(b.Finish(), "'side'", "single chain");
+}
+
+TEST(OnnxLoaderRefusalTest, OutputNotAtEndOfChain) {
+  ModelBuilder b;
+  b.Gemm(4, 4, Iota(16), Iota(4), "fc1");
+  const std::string mid = b.current();
+  b.Gemm(4, 2, Iota(8), Iota(2), "fc2");
+  b.Finish();
+  b.graph()->mutable_output(0)->set_name(mid);
+  EXPECT_REFUSED(b.model().SerializeAsString(), "is not the end of the layer chain");
+}
+
+TEST(OnnxLoaderRefusalTest, DeclaredOutputWidthMismatch) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  EXPECT_REFUSED(b.Finish(3), "declares 3 features", "produces 2");
+}
+
+TEST(OnnxLoaderRefusalTest, NonFloatInput) {
+  ModelBuilder b;
+  b.graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::INT64);
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  EXPECT_REFUSED(b.Finish(), "'x'", "INT64");
+}
+
+TEST(OnnxLoaderRefusalTest, SymbolicFeatureDimension) {
+  ModelBuilder b({-1, -1});
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  EXPECT_REFUSED(b.Finish(), "dimension 1", "fixed positive size");
+}
+
+TEST(OnnxLoaderRefusalTest, RankThreeWithoutFlatten) {
+  ModelBuilder b({-1, 2, 2});
+  b.Gemm(4, 2, Iota(8), Iota(2), "fc");
+  EXPECT_REFUSED(b.Finish(), "'fc'", "Flatten");
+}
+
+TEST(OnnxLoaderRefusalTest, NoLayers) {
+  ModelBuilder b;
+  b.Node("Identity");
+  EXPECT_REFUSED(b.Finish(), "no Gemm or MatMul");
+}
+
+TEST(OnnxLoaderRefusalTest, CustomDomain) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  auto* n = b.Node("FusedSelu", {}, "custom");
+  n->set_domain("com.example");
+  auto* op = b.model().add_opset_import();
+  op->set_domain("com.example");
+  op->set_version(1);
+  OnnxLoaderOptions no_checker;
+  no_checker.run_onnx_checker = false;
+  auto spec = LoadOnnxModelFromBytes(b.Finish(), no_checker);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("'custom'"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("com.example"));
+}
+
+TEST(OnnxLoaderFileTest, MissingFileIsNotFound) {
+  auto spec = LoadOnnxModelFromFile("/nonexistent/dir/model.onnx");
+  EXPECT_EQ(spec.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(spec.status().message(), HasSubstr("/nonexistent/dir/model.onnx"));
+}
+
+TEST(OnnxLoaderFileTest, OversizedFileIsResourceExhausted) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  const std::string path = ::testing::TempDir() + "/oversized.onnx";
+  std::ofstream(path, std::ios::binary) << b.Finish();
+  OnnxLoaderOptions tiny;
+  tiny.max_file_bytes = 16;
+  auto spec = LoadOnnxModelFromFile(path, tiny);
+  EXPECT_EQ(spec.status().code(), StatusCode::kResourceExhausted);
+  auto ok = LoadOnnxModelFromFile(path);
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+  std::remove(path.c_str());
+}
+
+TEST(OnnxLoaderFileTest, ErrorsNameTheFile) {
+  const std::string path = ::testing::TempDir() + "/garbage.onnx";
+  std::ofstream(path, std::ios::binary) << "garbage";
+  auto spec = LoadOnnxModelFromFile(path);
+  EXPECT_EQ(spec.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr(path));
+  std::remove(path.c_str());
+}
+
+// Mutated and truncated versions of a valid model: each either loads or is
+// refused with a status; none crashes (run under ASan in the asan preset).
+TEST(OnnxLoaderFuzzTest, MutatedModelsNeverCrash) {
+  ModelBuilder b;
+  b.Gemm(4, 8, Iota(32), Iota(8), "fc1");
+  b.Node("Selu");
+  b.Initializer("W2", {8, 3}, Iota(24));
+  b.Node("MatMul", {"W2"}, "mm");
+  b.Initializer("b2", {3}, {1, 2, 3});
+  b.Node("Add", {"b2"});
+  b.Node("Softmax");
+  const std::string good = b.Finish(3);
+  ASSERT_TRUE(LoadOnnxModelFromBytes(good).ok());
+  std::mt19937 rng(42);
+  int loaded = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string bytes = good;
+    const int edits = 1 + int(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 4) {
+        case 0:
+          bytes[rng() % bytes.size()] = char(rng());
+          break;
+        case 1:
+          bytes[rng() % bytes.size()] ^= char(1 << (rng() % 8));
+          break;
+        case 2:
+          bytes.resize(rng() % bytes.size() + 1);
+          break;
+        case 3:
+          bytes.insert(rng() % bytes.size(), 1, char(rng()));
+          break;
+      }
+    }
+    for (bool checker : {true, false}) {
+      OnnxLoaderOptions options;
+      options.run_onnx_checker = checker;
+      auto spec = LoadOnnxModelFromBytes(bytes, options);
+      if (spec.ok()) {
+        ++loaded;
+        // Whatever loads is self-consistent.
+        int64_t features = spec->input_features;
+        for (const auto& l : spec->layers) {
+          ASSERT_EQ(l.in_features, features);
+          ASSERT_EQ(l.weights.size(), size_t(l.in_features * l.out_features));
+          ASSERT_EQ(l.bias.size(), size_t(l.out_features));
+          for (float w : l.weights) ASSERT_TRUE(std::isfinite(w));
+          features = l.out_features;
+        }
+      } else {
+        ++refused;
+        EXPECT_FALSE(spec.status().message().empty());
+      }
+    }
+  }
+  std::printf("mutated models: %d loaded, %d refused\n", loaded, refused);
+  EXPECT_GT(refused, 0);
+}
+
+}  // namespace
+}  // namespace selu::core
