@@ -1,270 +1,24 @@
+// Step 2 of model_config.h: ReadModelConfigSettings, the checks that need no
+// model file and the settings a config sets over the server's flags. Every
+// refusal names the field.
 #include "server/core/model/model_config.h"
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/text_format.h>
-#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <map>
 #include <utility>
 
+#include "server/core/model/model_config_warn.h"
+
 namespace selu::core {
 namespace {
 
-namespace pb = google::protobuf;
-
-// Real configs are a few kilobytes; this only keeps a hostile one from
-// costing much.
-constexpr size_t kMaxConfigBytes = size_t{4} << 20;
-
-void Warn(std::vector<std::string>* warnings, std::string message) {
-  if (warnings != nullptr) warnings->push_back(std::move(message));
-}
-
-// Maps each message type reachable from ModelConfig to the field path that
-// leads to it ("inference.ModelInput" -> "input"), so a skipped field can be
-// named the way a config author wrote it.
-std::map<std::string, std::string> MessagePaths() {
-  std::map<std::string, std::string> paths;
-  std::vector<std::pair<const pb::Descriptor*, std::string>> todo = {
-      {inference::ModelConfig::descriptor(), ""}};
-  while (!todo.empty()) {
-    auto [d, path] = todo.back();
-    todo.pop_back();
-    if (!paths.emplace(d->full_name(), path).second) continue;
-    for (int i = 0; i < d->field_count(); ++i) {
-      const pb::FieldDescriptor* f = d->field(i);
-      if (f->message_type() == nullptr) continue;
-      const std::string child = path.empty() ? f->name() : path + "." + f->name();
-      if (f->is_map()) {
-        const pb::FieldDescriptor* value = f->message_type()->map_value();
-        if (value->message_type() != nullptr) todo.emplace_back(value->message_type(), child);
-      } else {
-        todo.emplace_back(f->message_type(), child);
-      }
-    }
-  }
-  return paths;
-}
-
-std::string FieldPath(const std::string& message_type, const std::string& field) {
-  static const std::map<std::string, std::string> paths = MessagePaths();
-  auto it = paths.find(message_type);
-  if (it == paths.end()) return message_type + "." + field;
-  return it->second.empty() ? field : it->second + "." + field;
-}
-
-// Returns the text between `prefix` and the next '"' in `s`, or "".
-std::string QuotedAfter(const std::string& s, std::string_view prefix) {
-  size_t start = s.find(prefix);
-  if (start == std::string::npos) return "";
-  start += prefix.size();
-  const size_t end = s.find('"', start);
-  if (end == std::string::npos) return "";
-  return s.substr(start, end - start);
-}
-
-class ConfigErrorCollector : public pb::io::ErrorCollector {
- public:
-  ConfigErrorCollector(std::string_view source, std::vector<std::string>* warnings)
-      : source_(source), warnings_(warnings) {}
-
-  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (!error_.has_value()) error_ = Where(line, column) + ": " + message;
-  }
-
-  void AddWarning(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    // protobuf's wording is `Message type "inference.ModelInput" has no field
-    // named "reshape".`; say instead which config field is skipped and why.
-    const std::string type = QuotedAfter(message, "Message type \"");
-    const std::string field = QuotedAfter(message, "has no field named \"");
-    if (!type.empty() && !field.empty()) {
-      Warn(warnings_, Where(line, -1) + ": field '" + FieldPath(type, field) +
-                          "' is not used by selu-serve; skipped");
-    } else {
-      Warn(warnings_, Where(line, column) + ": " + message);
-    }
-  }
-
-  const std::optional<std::string>& error() const { return error_; }
-
- private:
-  // protobuf counts lines and columns from 0; editors count from 1.
-  std::string Where(int line, int column) const {
-    std::string where(source_);
-    if (line >= 0) where += ":" + std::to_string(line + 1);
-    if (line >= 0 && column >= 0) where += ":" + std::to_string(column + 1);
-    return where;
-  }
-
-  std::string source_;
-  std::vector<std::string>* warnings_;
-  std::optional<std::string> error_;
-};
-
-bool IsIdentifierStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-bool IsIdentifierChar(char c) { return IsIdentifierStart(c) || (c >= '0' && c <= '9'); }
-
-// protobuf 3.21 skips an unknown field written as a list without a colon
-// (`model_warmup [ { ... } ]`, the way Triton's docs write it) by expecting a
-// message, and fails with `Expected "{", found "["`. The colon form
-// (`model_warmup: [ ... ]`) is the same field and skips fine, so this adds the
-// colon after every field name followed by '['. The blank before '[' becomes
-// the ':' so that lines and columns in messages stay those of the file.
-std::string ColonBeforeLists(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 16);
-  std::vector<char> open;  // '{', '<' or '[' enclosing the current position
-  char previous = '{';     // last symbol seen, or 'v' for a value, 'f' for a field name
-  size_t i = 0;
-  while (i < text.size()) {
-    const char c = text[i];
-    if (c == '#') {
-      const size_t end = text.find('\n', i);
-      const size_t stop = end == std::string_view::npos ? text.size() : end;
-      out.append(text.substr(i, stop - i));
-      i = stop;
-    } else if (c == '"' || c == '\'') {
-      size_t j = i + 1;
-      while (j < text.size() && text[j] != c && text[j] != '\n') j += text[j] == '\\' ? 2 : 1;
-      j = std::min(j + 1, text.size());
-      out.append(text.substr(i, j - i));
-      i = j;
-      previous = 'v';
-    } else if (IsIdentifierStart(c)) {
-      size_t j = i;
-      while (j < text.size() && (IsIdentifierChar(text[j]) || text[j] == '.')) ++j;
-      out.append(text.substr(i, j - i));
-      const bool in_list = !open.empty() && open.back() == '[';
-      const bool is_field_name = !in_list && previous != ':' && previous != '-';
-      previous = is_field_name ? 'f' : 'v';
-      i = j;
-      if (!is_field_name) continue;
-      size_t k = j;
-      while (k < text.size() && (text[k] == ' ' || text[k] == '\t')) ++k;
-      if (k < text.size() && text[k] == '[') {
-        if (k > j) {
-          out += ':';
-          out.append(text.substr(j + 1, k - j - 1));
-        } else {
-          out += ':';
-        }
-        i = k;
-        previous = ':';
-      }
-    } else if ((c >= '0' && c <= '9') ||
-               (c == '.' && i + 1 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '9')) {
-      size_t j = i + 1;
-      while (j < text.size() &&
-             (IsIdentifierChar(text[j]) || text[j] == '.' ||
-              ((text[j] == '-' || text[j] == '+') && (text[j - 1] == 'e' || text[j - 1] == 'E')))) {
-        ++j;
-      }
-      out.append(text.substr(i, j - i));
-      i = j;
-      previous = 'v';
-    } else {
-      if (c == '{' || c == '<' || c == '[') {
-        open.push_back(c);
-      } else if ((c == '}' || c == '>' || c == ']') && !open.empty()) {
-        open.pop_back();
-      }
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') previous = c;
-      out += c;
-      ++i;
-    }
-  }
-  return out;
-}
-
-const pb::FieldDescriptor* FindJsonField(const pb::Descriptor* d, const std::string& key) {
-  for (int i = 0; i < d->field_count(); ++i) {
-    const pb::FieldDescriptor* f = d->field(i);
-    if (f->name() == key || f->json_name() == key) return f;
-  }
-  return nullptr;
-}
-
-void CollectUnknownJsonFields(const pb::Struct& object, const pb::Descriptor* d,
-                              const std::string& path, std::vector<std::string>* unknown);
-
-void CollectUnknownJsonFieldsInValue(const pb::Value& value, const pb::Descriptor* d,
-                                     const std::string& path, std::vector<std::string>* unknown) {
-  if (value.kind_case() == pb::Value::kStructValue) {
-    CollectUnknownJsonFields(value.struct_value(), d, path, unknown);
-  } else if (value.kind_case() == pb::Value::kListValue) {
-    for (const pb::Value& element : value.list_value().values()) {
-      CollectUnknownJsonFieldsInValue(element, d, path, unknown);
-    }
-  }
-}
-
-void CollectUnknownJsonFields(const pb::Struct& object, const pb::Descriptor* d,
-                              const std::string& path, std::vector<std::string>* unknown) {
-  // Struct's map is unordered; sort so the warning reads the same every time.
-  std::map<std::string, const pb::Value*> fields;
-  for (const auto& [key, value] : object.fields()) fields.emplace(key, &value);
-  for (const auto& [key, value] : fields) {
-    const std::string child = path.empty() ? key : path + "." + key;
-    const pb::FieldDescriptor* f = FindJsonField(d, key);
-    if (f == nullptr) {
-      if (std::find(unknown->begin(), unknown->end(), child) == unknown->end()) {
-        unknown->push_back(child);
-      }
-      continue;
-    }
-    if (f->message_type() == nullptr) continue;
-    const std::string field_path = path.empty() ? f->name() : path + "." + f->name();
-    if (f->is_map()) {
-      const pb::Descriptor* value_type = f->message_type()->map_value()->message_type();
-      if (value_type == nullptr || value->kind_case() != pb::Value::kStructValue) continue;
-      for (const auto& [map_key, map_value] : value->struct_value().fields()) {
-        CollectUnknownJsonFieldsInValue(map_value, value_type, field_path, unknown);
-      }
-    } else {
-      CollectUnknownJsonFieldsInValue(*value, f->message_type(), field_path, unknown);
-    }
-  }
-}
-
-std::string DataTypeName(int type) {
-  const std::string& name = inference::DataType_Name(static_cast<inference::DataType>(type));
-  return name.empty() ? std::to_string(type) : name;
-}
+using model_config_internal::Warn;
 
 std::string KindName(int kind) {
   const std::string& name = inference::ModelInstanceGroup::Kind_Name(
       static_cast<inference::ModelInstanceGroup::Kind>(kind));
   return name.empty() ? std::to_string(kind) : name;
-}
-
-template <typename Dims>
-std::string DimsString(const Dims& dims) {
-  std::string s = "[";
-  bool first = true;
-  for (int64_t d : dims) {
-    if (!first) s += ", ";
-    s += std::to_string(d);
-    first = false;
-  }
-  return s + "]";
-}
-
-template <typename Dims>
-bool DimsMatch(const Dims& config_dims, const std::vector<int64_t>& model_dims) {
-  if (static_cast<size_t>(config_dims.size()) != model_dims.size()) return false;
-  for (size_t i = 0; i < model_dims.size(); ++i) {
-    const int64_t c = config_dims[static_cast<int>(i)];
-    const int64_t m = model_dims[i];
-    if (c != -1 && m != -1 && c != m) return false;
-  }
-  return true;
 }
 
 template <typename Dims>
@@ -281,11 +35,6 @@ Status CheckDimsValues(const Dims& dims, const std::string& field) {
 bool IsPlainFileName(const std::string& name) {
   return !name.empty() && name != "." && name != ".." &&
          name.find_first_of(std::string_view("/\\\0", 3)) == std::string::npos;
-}
-
-std::vector<int64_t> ModelInputDims(const ModelSpec& spec) {
-  if (spec.input_shape.empty()) return {spec.input_features};
-  return std::vector<int64_t>(spec.input_shape.begin() + 1, spec.input_shape.end());
 }
 
 StatusOr<VersionPolicy> ReadVersionPolicy(const inference::ModelConfig& config) {
@@ -462,86 +211,7 @@ Status ReadTensors(const inference::ModelConfig& config, std::vector<std::string
   return OkStatus();
 }
 
-template <typename Tensors>
-Status CheckTensors(const Tensors& tensors, const std::string& kind, const std::string& model_name,
-                    const std::vector<int64_t>& model_dims) {
-  if (tensors.empty()) return OkStatus();
-  if (tensors.size() != 1) {
-    return InvalidArgumentError(kind + ": the model has 1 " + kind + ", the config lists " +
-                                std::to_string(tensors.size()));
-  }
-  const auto& tensor = tensors[0];
-  const std::string field = kind + "[0]";
-  if (tensor.name() != model_name) {
-    return InvalidArgumentError(field + ".name '" + tensor.name() + "' is not the model's " + kind +
-                                " '" + model_name + "'");
-  }
-  if (tensor.data_type() != inference::TYPE_FP32) {
-    return InvalidArgumentError(field + ".data_type " + DataTypeName(tensor.data_type()) +
-                                " does not match the model's TYPE_FP32");
-  }
-  if (!DimsMatch(tensor.dims(), model_dims)) {
-    return InvalidArgumentError(field + ".dims " + DimsString(tensor.dims()) +
-                                " do not match the model's " + DimsString(model_dims) +
-                                " (dims exclude the batch dimension)");
-  }
-  return OkStatus();
-}
-
 }  // namespace
-
-StatusOr<inference::ModelConfig> ParseModelConfigText(std::string_view text,
-                                                      std::string_view source,
-                                                      std::vector<std::string>* warnings) {
-  if (text.size() > kMaxConfigBytes) {
-    return InvalidArgumentError(std::string(source) + ": " + std::to_string(text.size()) +
-                                " bytes exceed the config size limit of " +
-                                std::to_string(kMaxConfigBytes));
-  }
-  inference::ModelConfig config;
-  ConfigErrorCollector collector(source, warnings);
-  pb::TextFormat::Parser parser;
-  parser.AllowUnknownField(true);
-  parser.RecordErrorsTo(&collector);
-  const std::string rewritten = ColonBeforeLists(text);
-  pb::io::ArrayInputStream input(rewritten.data(), static_cast<int>(rewritten.size()));
-  if (!parser.Parse(&input, &config) || collector.error().has_value()) {
-    return InvalidArgumentError(
-        collector.error().value_or(std::string(source) + ": could not parse the config"));
-  }
-  return config;
-}
-
-StatusOr<inference::ModelConfig> ParseModelConfigJson(std::string_view json,
-                                                      std::vector<std::string>* warnings) {
-  if (json.size() > kMaxConfigBytes) {
-    return InvalidArgumentError("config JSON: " + std::to_string(json.size()) +
-                                " bytes exceed the config size limit of " +
-                                std::to_string(kMaxConfigBytes));
-  }
-  const pb::StringPiece input(json.data(), json.size());
-  inference::ModelConfig config;
-  pb::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  const auto status = pb::util::JsonStringToMessage(input, &config, options);
-  if (!status.ok()) {
-    const auto message = status.message();
-    return InvalidArgumentError("config JSON: " + std::string(message.data(), message.size()));
-  }
-  // The JSON parser drops unknown fields silently; read the text again as a
-  // generic object to name them.
-  pb::Struct object;
-  if (pb::util::JsonStringToMessage(input, &object).ok()) {
-    std::vector<std::string> unknown;
-    CollectUnknownJsonFields(object, inference::ModelConfig::descriptor(), "", &unknown);
-    if (!unknown.empty()) {
-      std::string list;
-      for (const std::string& name : unknown) list += (list.empty() ? "" : ", ") + name;
-      Warn(warnings, "config JSON: fields not used by selu-serve are ignored: " + list);
-    }
-  }
-  return config;
-}
 
 StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConfig& config,
                                                       std::string_view model_name,
@@ -585,82 +255,6 @@ StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConf
   SELU_RETURN_IF_ERROR(ReadParameters(config, &settings, warnings));
   SELU_RETURN_IF_ERROR(ReadTensors(config, warnings));
   return settings;
-}
-
-Status CheckModelConfigAgainstModel(const inference::ModelConfig& config, const ModelSpec& spec) {
-  SELU_RETURN_IF_ERROR(
-      CheckTensors(config.input(), "input", spec.input_name, ModelInputDims(spec)));
-  SELU_RETURN_IF_ERROR(
-      CheckTensors(config.output(), "output", spec.output_name, {spec.output_features}));
-  if (spec.fixed_batch_size > 0) {
-    const std::string fixed = " exceeds the batch size " + std::to_string(spec.fixed_batch_size) +
-                              " fixed by the model file";
-    if (config.max_batch_size() > spec.fixed_batch_size) {
-      return InvalidArgumentError("max_batch_size " + std::to_string(config.max_batch_size()) +
-                                  fixed);
-    }
-    if (config.has_dynamic_batching()) {
-      const auto& preferred = config.dynamic_batching().preferred_batch_size();
-      for (int i = 0; i < preferred.size(); ++i) {
-        if (preferred[i] > spec.fixed_batch_size) {
-          return InvalidArgumentError("dynamic_batching.preferred_batch_size[" + std::to_string(i) +
-                                      "] " + std::to_string(preferred[i]) + fixed);
-        }
-      }
-    }
-  }
-  return OkStatus();
-}
-
-inference::ModelConfig CompleteModelConfig(const inference::ModelConfig& given,
-                                           std::string_view model_name, const ModelSpec& spec,
-                                           const EffectiveServing& serving) {
-  inference::ModelConfig config = given;
-  config.set_name(std::string(model_name));
-  if (config.platform().empty()) config.set_platform("onnxruntime_onnx");
-  if (config.backend().empty()) config.set_backend("onnxruntime");
-  config.set_max_batch_size(
-      static_cast<int32_t>(std::clamp<int64_t>(serving.max_batch_size, 0, INT32_MAX)));
-
-  config.clear_input();
-  inference::ModelInput* input = config.add_input();
-  input->set_name(spec.input_name);
-  input->set_data_type(inference::TYPE_FP32);
-  for (int64_t d : ModelInputDims(spec)) input->add_dims(d);
-
-  config.clear_output();
-  inference::ModelOutput* output = config.add_output();
-  output->set_name(spec.output_name);
-  output->set_data_type(inference::TYPE_FP32);
-  output->add_dims(spec.output_features);
-
-  if (!config.has_version_policy() || config.version_policy().policy_choice_case() ==
-                                          inference::ModelVersionPolicy::POLICY_CHOICE_NOT_SET) {
-    config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
-  }
-
-  inference::ModelDynamicBatching* batching = config.mutable_dynamic_batching();
-  batching->Clear();
-  for (int64_t size : serving.preferred_batch_sizes) {
-    batching->add_preferred_batch_size(
-        static_cast<int32_t>(std::clamp<int64_t>(size, 0, INT32_MAX)));
-  }
-  batching->set_max_queue_delay_microseconds(
-      static_cast<uint64_t>(std::max<int64_t>(serving.max_queue_delay_us, 0)));
-  inference::ModelQueuePolicy* queue = batching->mutable_default_queue_policy();
-  queue->set_max_queue_size(
-      static_cast<uint32_t>(std::clamp<int64_t>(serving.max_queue_size, 0, UINT32_MAX)));
-  queue->set_default_timeout_microseconds(
-      static_cast<uint64_t>(std::max<int64_t>(serving.default_timeout_us, 0)));
-
-  config.clear_instance_group();
-  inference::ModelInstanceGroup* group = config.add_instance_group();
-  group->set_name(std::string(model_name));
-  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
-  group->set_count(serving.instances);
-
-  if (config.default_model_filename().empty()) config.set_default_model_filename("model.onnx");
-  return config;
 }
 
 }  // namespace selu::core

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "proto/model_config.pb.h"
-#include "server/core/model/model_spec.h"
 #include "server/core/base/status.h"
+#include "server/core/model/model_spec.h"
 
 namespace selu::core {
 

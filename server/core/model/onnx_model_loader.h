@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "server/core/model/model_spec.h"
 #include "server/core/base/status.h"
+#include "server/core/model/model_spec.h"
 
 namespace selu::core {
 

@@ -53,15 +53,15 @@
 
 #include "proto/model_config.pb.h"
 #include "server/core/base/atomic_histogram.h"
-#include "server/core/serving/dynamic_batcher.h"
+#include "server/core/base/status.h"
 #include "server/core/engine/mlp_engine.h"
 #include "server/core/model/model_config.h"
-#include "server/core/repository/model_folder.h"
 #include "server/core/model/model_spec.h"
-#include "server/core/serving/model_stats.h"
 #include "server/core/model/onnx_model_loader.h"
+#include "server/core/repository/model_folder.h"
+#include "server/core/serving/dynamic_batcher.h"
+#include "server/core/serving/model_stats.h"
 #include "server/core/serving/servable_model.h"
-#include "server/core/base/status.h"
 
 namespace selu::core {
 

@@ -1,0 +1,150 @@
+// Step 3 of model_config.h: a config checked against the loaded ModelSpec
+// (CheckModelConfigAgainstModel), and CompleteModelConfig, the effective
+// config the ModelConfig rpc reports.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "server/core/model/model_config.h"
+
+namespace selu::core {
+namespace {
+
+std::string DataTypeName(int type) {
+  const std::string& name = inference::DataType_Name(static_cast<inference::DataType>(type));
+  return name.empty() ? std::to_string(type) : name;
+}
+
+template <typename Dims>
+std::string DimsString(const Dims& dims) {
+  std::string s = "[";
+  bool first = true;
+  for (int64_t d : dims) {
+    if (!first) s += ", ";
+    s += std::to_string(d);
+    first = false;
+  }
+  return s + "]";
+}
+
+template <typename Dims>
+bool DimsMatch(const Dims& config_dims, const std::vector<int64_t>& model_dims) {
+  if (static_cast<size_t>(config_dims.size()) != model_dims.size()) return false;
+  for (size_t i = 0; i < model_dims.size(); ++i) {
+    const int64_t c = config_dims[static_cast<int>(i)];
+    const int64_t m = model_dims[i];
+    if (c != -1 && m != -1 && c != m) return false;
+  }
+  return true;
+}
+
+std::vector<int64_t> ModelInputDims(const ModelSpec& spec) {
+  if (spec.input_shape.empty()) return {spec.input_features};
+  return std::vector<int64_t>(spec.input_shape.begin() + 1, spec.input_shape.end());
+}
+
+template <typename Tensors>
+Status CheckTensors(const Tensors& tensors, const std::string& kind, const std::string& model_name,
+                    const std::vector<int64_t>& model_dims) {
+  if (tensors.empty()) return OkStatus();
+  if (tensors.size() != 1) {
+    return InvalidArgumentError(kind + ": the model has 1 " + kind + ", the config lists " +
+                                std::to_string(tensors.size()));
+  }
+  const auto& tensor = tensors[0];
+  const std::string field = kind + "[0]";
+  if (tensor.name() != model_name) {
+    return InvalidArgumentError(field + ".name '" + tensor.name() + "' is not the model's " + kind +
+                                " '" + model_name + "'");
+  }
+  if (tensor.data_type() != inference::TYPE_FP32) {
+    return InvalidArgumentError(field + ".data_type " + DataTypeName(tensor.data_type()) +
+                                " does not match the model's TYPE_FP32");
+  }
+  if (!DimsMatch(tensor.dims(), model_dims)) {
+    return InvalidArgumentError(field + ".dims " + DimsString(tensor.dims()) +
+                                " do not match the model's " + DimsString(model_dims) +
+                                " (dims exclude the batch dimension)");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CheckModelConfigAgainstModel(const inference::ModelConfig& config, const ModelSpec& spec) {
+  SELU_RETURN_IF_ERROR(
+      CheckTensors(config.input(), "input", spec.input_name, ModelInputDims(spec)));
+  SELU_RETURN_IF_ERROR(
+      CheckTensors(config.output(), "output", spec.output_name, {spec.output_features}));
+  if (spec.fixed_batch_size > 0) {
+    const std::string fixed = " exceeds the batch size " + std::to_string(spec.fixed_batch_size) +
+                              " fixed by the model file";
+    if (config.max_batch_size() > spec.fixed_batch_size) {
+      return InvalidArgumentError("max_batch_size " + std::to_string(config.max_batch_size()) +
+                                  fixed);
+    }
+    if (config.has_dynamic_batching()) {
+      const auto& preferred = config.dynamic_batching().preferred_batch_size();
+      for (int i = 0; i < preferred.size(); ++i) {
+        if (preferred[i] > spec.fixed_batch_size) {
+          return InvalidArgumentError("dynamic_batching.preferred_batch_size[" + std::to_string(i) +
+                                      "] " + std::to_string(preferred[i]) + fixed);
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
+inference::ModelConfig CompleteModelConfig(const inference::ModelConfig& given,
+                                           std::string_view model_name, const ModelSpec& spec,
+                                           const EffectiveServing& serving) {
+  inference::ModelConfig config = given;
+  config.set_name(std::string(model_name));
+  if (config.platform().empty()) config.set_platform("onnxruntime_onnx");
+  if (config.backend().empty()) config.set_backend("onnxruntime");
+  config.set_max_batch_size(
+      static_cast<int32_t>(std::clamp<int64_t>(serving.max_batch_size, 0, INT32_MAX)));
+
+  config.clear_input();
+  inference::ModelInput* input = config.add_input();
+  input->set_name(spec.input_name);
+  input->set_data_type(inference::TYPE_FP32);
+  for (int64_t d : ModelInputDims(spec)) input->add_dims(d);
+
+  config.clear_output();
+  inference::ModelOutput* output = config.add_output();
+  output->set_name(spec.output_name);
+  output->set_data_type(inference::TYPE_FP32);
+  output->add_dims(spec.output_features);
+
+  if (!config.has_version_policy() || config.version_policy().policy_choice_case() ==
+                                          inference::ModelVersionPolicy::POLICY_CHOICE_NOT_SET) {
+    config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
+  }
+
+  inference::ModelDynamicBatching* batching = config.mutable_dynamic_batching();
+  batching->Clear();
+  for (int64_t size : serving.preferred_batch_sizes) {
+    batching->add_preferred_batch_size(
+        static_cast<int32_t>(std::clamp<int64_t>(size, 0, INT32_MAX)));
+  }
+  batching->set_max_queue_delay_microseconds(
+      static_cast<uint64_t>(std::max<int64_t>(serving.max_queue_delay_us, 0)));
+  inference::ModelQueuePolicy* queue = batching->mutable_default_queue_policy();
+  queue->set_max_queue_size(
+      static_cast<uint32_t>(std::clamp<int64_t>(serving.max_queue_size, 0, UINT32_MAX)));
+  queue->set_default_timeout_microseconds(
+      static_cast<uint64_t>(std::max<int64_t>(serving.default_timeout_us, 0)));
+
+  config.clear_instance_group();
+  inference::ModelInstanceGroup* group = config.add_instance_group();
+  group->set_name(std::string(model_name));
+  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  group->set_count(serving.instances);
+
+  if (config.default_model_filename().empty()) config.set_default_model_filename("model.onnx");
+  return config;
+}
+
+}  // namespace selu::core
