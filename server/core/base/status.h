@@ -121,3 +121,13 @@ class [[nodiscard]] StatusOr {
     ::selu::core::Status selu_status_ = (expr);  \
     if (!selu_status_.ok()) return selu_status_; \
   } while (0)
+
+#define SELU_STATUS_CONCAT_INNER_(a, b) a##b
+#define SELU_STATUS_CONCAT_(a, b) SELU_STATUS_CONCAT_INNER_(a, b)
+// `lhs = value of expr` when expr (a StatusOr) is OK; otherwise returns its status.
+#define SELU_ASSIGN_OR_RETURN(lhs, expr) \
+  SELU_ASSIGN_OR_RETURN_IMPL_(SELU_STATUS_CONCAT_(selu_statusor_, __LINE__), lhs, expr)
+#define SELU_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return tmp.status();               \
+  lhs = std::move(tmp).value()

@@ -349,6 +349,19 @@ std::unique_ptr<MlpEngine::Workspace> MlpEngine::CreateWorkspace() const {
 }
 
 Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows, float* output) const {
+  return RunImpl</*kObserved=*/false>(workspace, input, rows, output, nullptr);
+}
+
+Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows, float* output,
+                      LayerObserver& observer) const {
+  return RunImpl</*kObserved=*/true>(workspace, input, rows, output, &observer);
+}
+
+// One body for both Run()s; the observer calls are compiled out of the
+// unobserved one, so it stays exactly the loop it was.
+template <bool kObserved>
+Status MlpEngine::RunImpl(Workspace& workspace, const float* input, int64_t rows, float* output,
+                          LayerObserver* observer) const {
   Workspace::State& ws = *workspace.state_;
   if (rows < 1 || rows > impl_->options.max_rows) {
     return InvalidArgumentError("batch of " + std::to_string(rows) + " rows is outside [1, " +
@@ -364,7 +377,18 @@ Status MlpEngine::Run(Workspace& workspace, const float* input, int64_t rows, fl
     const size_t n = plan.layers.size();
     wp.src[0].set_data_handle(const_cast<float*>(input));
     wp.dst[n - 1].set_data_handle(output);
-    for (size_t i = 0; i < n; ++i) plan.layers[i].execute(ws.stream, wp.args[i]);
+    if constexpr (kObserved) observer->OnInput(input, rows, impl_->spec.input_features);
+    for (size_t i = 0; i < n; ++i) {
+      plan.layers[i].execute(ws.stream, wp.args[i]);
+      if constexpr (kObserved) {
+        // Layer i's output is overwritten two layers on (buffers alternate):
+        // it is shown now, before the next layer runs.
+        ws.stream.wait();
+        observer->OnLayer(static_cast<int>(i),
+                          static_cast<const float*>(wp.dst[i].get_data_handle()), rows,
+                          impl_->spec.layers[i].out_features);
+      }
+    }
     if (plan.has_softmax) {
       wp.softmax_data.set_data_handle(output);
       plan.softmax.execute(ws.stream, wp.softmax_args);
@@ -447,33 +471,6 @@ Status MlpEngine::Run(const float* input, int64_t rows, float* output) const {
   std::lock_guard<std::mutex> lock(impl_->pool_mu);
   impl_->pool.push_back(std::move(ws));
   return status;
-}
-
-std::string CpuIsaName() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx512_mic:
-      return "avx512_mic";
-    case dnnl::cpu_isa::avx512_mic_4ops:
-      return "avx512_mic_4ops";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    default:
-      return "other";
-  }
 }
 
 }  // namespace selu::core

@@ -53,6 +53,20 @@ struct MlpEngineOptions {
 // "avx512_core_amx", ...), for logs, metrics and benchmark reports.
 std::string CpuIsaName();
 
+// Sees a Run()'s tensors while they are still in the workspace's buffers
+// (the self-normalization monitor): called on the thread that runs, once
+// with the input and once after each dense layer with that layer's output
+// (after its activations; before the final softmax). Pointers are valid only
+// during the call.
+class LayerObserver {
+ public:
+  virtual void OnInput(const float* input, int64_t rows, int64_t features) = 0;
+  virtual void OnLayer(int layer, const float* output, int64_t rows, int64_t features) = 0;
+
+ protected:
+  ~LayerObserver() = default;
+};
+
 class MlpEngine {
  public:
   class Workspace;
@@ -85,6 +99,10 @@ class MlpEngine {
   // `output` receives rows·output_features() floats. Neither may alias the
   // other. INVALID_ARGUMENT for rows outside [1, max_rows].
   Status Run(Workspace& workspace, const float* input, int64_t rows, float* output) const;
+  // The same, showing `observer` every tensor of the call (a sampled batch).
+  // The unobserved Run() above does not test for an observer.
+  Status Run(Workspace& workspace, const float* input, int64_t rows, float* output,
+             LayerObserver& observer) const;
 
   // Convenience for callers without their own workspace (tests, tools): takes
   // a workspace from an internal pool under a mutex.
@@ -96,6 +114,9 @@ class MlpEngine {
  private:
   struct Impl;
   explicit MlpEngine(std::unique_ptr<Impl> impl);
+  template <bool kObserved>
+  Status RunImpl(Workspace& workspace, const float* input, int64_t rows, float* output,
+                 LayerObserver* observer) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <utility>
 
@@ -181,10 +182,24 @@ Status ReadParameters(const inference::ModelConfig& config, ModelConfigSettings*
         return InvalidArgumentError(field + " must be auto, caller or workers");
       }
       settings->batch_execution = value;
+    } else if (key == "monitor_sample_rate") {
+      char* end = nullptr;
+      const double rate = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(rate >= 0 && rate <= 1)) {
+        return InvalidArgumentError(field + " must be a number in [0, 1]");
+      }
+      settings->monitor_sample_rate = rate;
+    } else if (key == "monitor_window_rows") {
+      char* end = nullptr;
+      const long long rows = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || rows < 16 || rows > (1 << 20)) {
+        return InvalidArgumentError(field + " must be an integer in [16, 1048576]");
+      }
+      settings->monitor_window_rows = rows;
     } else {
       Warn(warnings, "parameters['" + key +
-                         "'] is ignored: selu-serve reads only engine_primitive and "
-                         "batch_execution");
+                         "'] is ignored: selu-serve reads only engine_primitive, "
+                         "batch_execution, monitor_sample_rate and monitor_window_rows");
     }
   }
   return OkStatus();

@@ -56,6 +56,8 @@ struct ModelConfigSettings {
       engine_primitive;  // parameters["engine_primitive"]: "inner_product" | "matmul"
   std::optional<std::string>
       batch_execution;  // parameters["batch_execution"]: "auto" | "caller" | "workers"
+  std::optional<double> monitor_sample_rate;   // parameters["monitor_sample_rate"]: [0, 1]
+  std::optional<int64_t> monitor_window_rows;  // parameters["monitor_window_rows"]: ≥ 16
 };
 
 // Upper bounds ReadModelConfigSettings enforces.

@@ -43,6 +43,8 @@ ModelServingOptions ApplySettings(const ModelServingOptions& base, const ModelCo
     o.batcher.execution =
         *s.batch_execution == "caller" ? BatchExecution::kCaller : BatchExecution::kWorkers;
   }
+  if (s.monitor_sample_rate) o.monitor.sample_rate = *s.monitor_sample_rate;
+  if (s.monitor_window_rows) o.monitor.window_rows = *s.monitor_window_rows;
   return o;
 }
 
@@ -160,6 +162,12 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
                    : "") +
               ", loaded in " +
               std::to_string(std::chrono::duration<double>(Clock::now() - start).count()) + " s");
+      const bool bad_reference = m.monitor().state() == MonitorState::kBadReference;
+      for (const std::string& note : m.load_notes()) {
+        const bool warn = bad_reference && note.starts_with("bad reference");
+        Log(warn ? "warn" : "info",
+            "model '" + name + "' version " + std::to_string(d.version) + ": " + note);
+      }
     } else {
       slot.state = ModelState::kFailed;
       slot.reason = model.status().message();

@@ -1,6 +1,7 @@
 #include "server/core/serving/servable_model.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "server/core/base/stable_file.h"
 #include "server/core/serving/mlp_batch_computer.h"
@@ -57,6 +58,21 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   auto engine = MlpEngine::Create(std::move(spec).value(), engine_options);
   if (!engine.ok()) return engine.status().WithPrefix(path);
   std::shared_ptr<const MlpEngine> shared_engine = std::move(engine).value();
+  std::vector<std::string> notes;
+  std::shared_ptr<ModelMonitor> monitor;
+  {
+    SELU_RETURN_IF_ERROR(ValidateMonitorOptions(options.monitor).WithPrefix(path));
+    LoadedReference reference = LoadReferenceStats(
+        std::filesystem::path(path).parent_path().string(), shared_engine->spec());
+    if (!reference.problem.empty()) {
+      notes.push_back("bad reference statistics, drift monitoring off: " + reference.problem);
+    }
+    auto probe = ProbeSelfNormalization(*shared_engine);
+    if (!probe.ok()) return probe.status().WithPrefix(path);
+    notes.push_back("self-normalization: " + probe->summary);
+    monitor = std::make_shared<ModelMonitor>(shared_engine->spec(), options.monitor,
+                                             std::move(reference), std::move(probe).value());
+  }
   auto stats = std::make_unique<ModelStats>(options.batcher.max_batch_size);
   BatcherOptions batcher_options = options.batcher;
   batcher_options.observer = stats.get();
@@ -72,11 +88,13 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
       }
     }
   }
-  auto batcher =
-      DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine), batcher_options);
+  auto batcher = DynamicBatcher::Create(std::make_shared<MlpBatchComputer>(shared_engine, monitor),
+                                        batcher_options);
   if (!batcher.ok()) return batcher.status().WithPrefix(path);
   std::shared_ptr<ServableModel> model(new ServableModel());
   model->stats_ = std::move(stats);
+  model->monitor_ = std::move(monitor);
+  model->load_notes_ = std::move(notes);
   model->full_batch_time_ = full_batch_time;
   model->name_ = std::move(name);
   model->version_ = version;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proto/model_config.pb.h"
 #include "server/core/base/status.h"
@@ -17,6 +18,7 @@
 #include "server/core/model/model_config.h"
 #include "server/core/model/model_spec.h"
 #include "server/core/model/onnx_model_loader.h"
+#include "server/core/monitor/model_monitor.h"
 #include "server/core/serving/dynamic_batcher.h"
 #include "server/core/serving/model_stats.h"
 
@@ -36,6 +38,9 @@ struct ModelServingOptions {
   // Longest a request may wait in the queue (0: no limit but the client's
   // deadline); config.pbtxt default_queue_policy.default_timeout_microseconds.
   std::chrono::microseconds default_queue_timeout{0};
+  // The self-normalization monitor (config.pbtxt parameters
+  // monitor_sample_rate and monitor_window_rows override it per model).
+  MonitorOptions monitor;
 };
 
 // One loaded model version: its spec, engine, batcher and effective
@@ -66,6 +71,11 @@ class ServableModel {
   // Engine time of one full batch, measured at load (0 if not measured).
   std::chrono::nanoseconds full_batch_time() const { return full_batch_time_; }
   ModelStats& stats() const { return *stats_; }
+  // The self-normalization monitor: its live figures, reference and score.
+  const ModelMonitor& monitor() const { return *monitor_; }
+  // What loading said that an operator should read (a bad reference, the
+  // N(0,1) probe's verdict); the registry logs these.
+  const std::vector<std::string>& load_notes() const { return load_notes_; }
 
   // Marks the model draining: Find() stops returning it.
   void StopAccepting();
@@ -81,7 +91,9 @@ class ServableModel {
   inference::ModelConfig config_;
   std::chrono::microseconds queue_timeout_{0};
   std::shared_ptr<const MlpEngine> engine_;
-  std::unique_ptr<ModelStats> stats_;  // declared before batcher_: outlives it
+  std::unique_ptr<ModelStats> stats_;      // declared before batcher_: outlives it
+  std::shared_ptr<ModelMonitor> monitor_;  // shared with the batch computer's slots
+  std::vector<std::string> load_notes_;
   std::unique_ptr<DynamicBatcher> batcher_;
   std::atomic<bool> draining_{false};
   std::chrono::nanoseconds full_batch_time_{0};

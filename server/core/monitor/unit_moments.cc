@@ -1,0 +1,111 @@
+#include "server/core/monitor/unit_moments.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace selu::core {
+
+UnitMoments::UnitMoments(int64_t features)
+    : features_(features),
+      s1_(static_cast<size_t>(features)),
+      s2_(static_cast<size_t>(features)),
+      s3_(static_cast<size_t>(features)),
+      s4_(static_cast<size_t>(features)) {}
+
+void UnitMoments::Add(const float* data, int64_t rows) {
+  const size_t f = static_cast<size_t>(features_);
+  double* s1 = s1_.data();
+  double* s2 = s2_.data();
+  double* s3 = s3_.data();
+  double* s4 = s4_.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = data + static_cast<size_t>(r) * f;
+    for (size_t j = 0; j < f; ++j) {
+      const double x = row[j];
+      const double x2 = x * x;
+      s1[j] += x;
+      s2[j] += x2;
+      s3[j] += x2 * x;
+      s4[j] += x2 * x2;
+    }
+  }
+  rows_ += rows;
+}
+
+void UnitMoments::Reset() {
+  std::fill(s1_.begin(), s1_.end(), 0.0);
+  std::fill(s2_.begin(), s2_.end(), 0.0);
+  std::fill(s3_.begin(), s3_.end(), 0.0);
+  std::fill(s4_.begin(), s4_.end(), 0.0);
+  rows_ = 0;
+}
+
+double UnitMoments::Mean(int64_t j) const { return s1_[static_cast<size_t>(j)] / double(rows_); }
+
+double UnitMoments::Variance(int64_t j) const {
+  const double m = Mean(j);
+  return std::max(0.0, s2_[static_cast<size_t>(j)] / double(rows_) - m * m);
+}
+
+double UnitMoments::Kurtosis(int64_t j) const {
+  const size_t u = static_cast<size_t>(j);
+  const double n = double(rows_);
+  const double m = s1_[u] / n;
+  const double e2 = s2_[u] / n, e3 = s3_[u] / n, e4 = s4_[u] / n;
+  const double var = e2 - m * m;
+  if (!(var > 1e-12)) return 3.0;
+  const double m4 = e4 - 4 * m * e3 + 6 * m * m * e2 - 3 * m * m * m * m;
+  return std::max(0.0, m4) / (var * var);
+}
+
+double UnitMoments::TensorMean() const {
+  double s = 0;
+  for (double v : s1_) s = s + v;
+  return s / (double(rows_) * double(features_));
+}
+
+double UnitMoments::TensorVariance() const {
+  double s = 0;
+  for (double v : s2_) s = s + v;
+  const double m = TensorMean();
+  return std::max(0.0, s / (double(rows_) * double(features_)) - m * m);
+}
+
+double ExcessDivergence(const UnitMoments& live, const TensorStats& reference,
+                        int64_t reference_rows) {
+  const int64_t f = live.features();
+  if (f == 0 || live.rows() == 0) return 0.0;
+  double mean_ref_var = 0;
+  for (double v : reference.unit_variance) mean_ref_var += v;
+  mean_ref_var /= double(f);
+  const double floor = std::max(1e-3 * mean_ref_var, 1e-12);
+  const double sampling = 1.0 / double(live.rows()) + 1.0 / double(reference_rows);
+  double total = 0;
+  for (int64_t j = 0; j < f; ++j) {
+    const double m = live.Mean(j);
+    const double v = std::max(live.Variance(j), floor);
+    const double mu = reference.unit_mean[static_cast<size_t>(j)];
+    const double rv = std::max(reference.unit_variance[static_cast<size_t>(j)], floor);
+    const double d = m - mu;
+    const double jeffreys = 0.5 * (v / rv + rv / v - 2.0) + 0.5 * d * d * (1.0 / rv + 1.0 / v);
+    const double kurtosis = std::clamp(live.Kurtosis(j), 1.0, 50.0);
+    total += jeffreys - sampling * (kurtosis + 1.0) / 2.0;
+  }
+  const double mean = total / double(f);
+  return std::isfinite(mean) ? mean : std::numeric_limits<double>::infinity();
+}
+
+TensorStats StatsOf(const UnitMoments& moments) {
+  TensorStats t;
+  t.features = moments.features();
+  t.mean = moments.TensorMean();
+  t.variance = moments.TensorVariance();
+  for (int64_t j = 0; j < moments.features(); ++j) {
+    t.unit_mean.push_back(moments.Mean(j));
+    t.unit_variance.push_back(moments.Variance(j));
+  }
+  return t;
+}
+
+}  // namespace selu::core
