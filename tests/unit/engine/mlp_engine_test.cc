@@ -210,6 +210,61 @@ INSTANTIATE_TEST_SUITE_P(Primitives, EngineTest,
                                                                          : "inner_product";
                          });
 
+// Every layer's output as the reference computes it, for the observer test.
+std::vector<std::vector<double>> ReferenceLayers(const ModelSpec& spec,
+                                                 const std::vector<float>& in, int64_t rows) {
+  std::vector<std::vector<double>> out;
+  ModelSpec prefix = spec;
+  prefix.softmax_output = false;
+  for (size_t k = 1; k <= spec.layers.size(); ++k) {
+    prefix.layers.assign(spec.layers.begin(), spec.layers.begin() + static_cast<long>(k));
+    out.push_back(Reference(prefix, in, rows));
+  }
+  return out;
+}
+
+class RecordingObserver final : public LayerObserver {
+ public:
+  void OnInput(const float* input, int64_t rows, int64_t features) override {
+    input_.assign(input, input + rows * features);
+  }
+  void OnLayer(int layer, const float* output, int64_t rows, int64_t features) override {
+    if (layers_.size() <= static_cast<size_t>(layer))
+      layers_.resize(static_cast<size_t>(layer) + 1);
+    layers_[static_cast<size_t>(layer)].assign(output, output + rows * features);
+    order_.push_back(layer);
+  }
+  std::vector<float> input_;
+  std::vector<std::vector<float>> layers_;
+  std::vector<int> order_;
+};
+
+TEST_P(EngineTest, ObserverSeesEveryLayerAndOutputsAreUnchanged) {
+  // Three hidden layers: with two alternating buffers, layer 0's output is
+  // overwritten by layer 2, so the observer must see each one in time.
+  ModelSpec spec = RandomModel({6, 9, 7, 5, 3}, /*softmax=*/true, 31);
+  auto engine = MlpEngine::Create(spec, {.primitive = GetParam()});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto ws = (*engine)->CreateWorkspace();
+  for (int64_t rows : {1, 4, 33}) {
+    const auto in = RandomInput(rows, 6, 40 + static_cast<uint32_t>(rows));
+    std::vector<float> plain(rows * 3), observed(rows * 3);
+    ASSERT_TRUE((*engine)->Run(*ws, in.data(), rows, plain.data()).ok());
+    RecordingObserver observer;
+    ASSERT_TRUE((*engine)->Run(*ws, in.data(), rows, observed.data(), observer).ok());
+    EXPECT_EQ(plain, observed) << "rows " << rows;
+    EXPECT_EQ(observer.input_, in);
+    EXPECT_EQ(observer.order_, (std::vector<int>{0, 1, 2, 3}));
+    const auto want = ReferenceLayers(spec, in, rows);
+    ASSERT_EQ(observer.layers_.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      // Layer outputs before the final softmax, after each layer's activations.
+      EXPECT_LT(MaxAbsError(observer.layers_[k], want[k]), 1e-4)
+          << "layer " << k << " rows " << rows;
+    }
+  }
+}
+
 TEST(EngineRefusalTest, BadRowsAreInvalidArgument) {
   auto engine = MlpEngine::Create(RandomModel({4, 2}, false, 10), {.max_rows = 16});
   ASSERT_TRUE(engine.ok());
