@@ -1,16 +1,22 @@
 // selu-serve: parse options, start the server, wait for SIGTERM/SIGINT, drain.
+// `selu-serve calibrate ...` runs the calibrate subcommand instead.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <string_view>
 
+#include "server/calibrate_command.h"
 #include "server/logging.h"
 #include "server/options.h"
 #include "server/process_lifecycle.h"
 #include "server/server_app.h"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "calibrate") {
+    return selu::RunCalibrate(argc - 1, argv + 1);
+  }
   // Before any thread exists (gRPC's included), so only sigwait() below
   // receives the stop signals.
   sigset_t stop_signals = selu::BlockStopSignals();

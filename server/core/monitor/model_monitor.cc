@@ -69,11 +69,7 @@ ModelMonitor::ModelMonitor(const ModelSpec& spec, MonitorOptions options, Loaded
     t.layer = static_cast<int64_t>(k);
     t.name = l.name;
     t.features = l.out_features;
-    t.activation = l.activations.empty() ? "Identity" : "";
-    for (size_t a = 0; a < l.activations.size(); ++a) {
-      if (a > 0) t.activation += "+";
-      t.activation += std::string(ActivationName(l.activations[a].kind));
-    }
+    t.activation = LayerActivationName(l);
     if (reference_) {
       t.weight = LayerWeight(t.layer);
       t.has_reference = true;

@@ -138,6 +138,16 @@ std::string ReferenceStatsToJson(const ReferenceStats& stats) {
   return doc.dump();
 }
 
+std::string LayerActivationName(const DenseLayer& layer) {
+  if (layer.activations.empty()) return "Identity";
+  std::string name;
+  for (const Activation& a : layer.activations) {
+    if (!name.empty()) name += "+";
+    name += ActivationName(a.kind);
+  }
+  return name;
+}
+
 LoadedReference LoadReferenceStats(const std::string& version_dir, const ModelSpec& spec) {
   LoadedReference out;
   const std::string file = (std::filesystem::path(version_dir) / kReferenceStatsFile).string();

@@ -60,6 +60,10 @@ StatusOr<ReferenceStats> ParseReferenceStats(std::string_view json, const ModelS
 // Format 1 JSON of `stats` (what `selu-serve calibrate` writes).
 std::string ReferenceStatsToJson(const ReferenceStats& stats);
 
+// A dense layer's activations as a reference and the monitor name them:
+// "Selu", "Relu+Tanh" (in order), "Identity" when it has none.
+std::string LayerActivationName(const DenseLayer& layer);
+
 // The file name looked for in a version folder, and the metadata key.
 inline constexpr char kReferenceStatsFile[] = "reference_stats.json";
 inline constexpr char kReferenceStatsMetadataKey[] = "selu.reference_stats";

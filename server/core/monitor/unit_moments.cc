@@ -8,13 +8,21 @@ namespace selu::core {
 
 UnitMoments::UnitMoments(int64_t features)
     : features_(features),
+      shift_(static_cast<size_t>(features)),
       s1_(static_cast<size_t>(features)),
       s2_(static_cast<size_t>(features)),
       s3_(static_cast<size_t>(features)),
       s4_(static_cast<size_t>(features)) {}
 
 void UnitMoments::Add(const float* data, int64_t rows) {
+  if (rows <= 0) return;
   const size_t f = static_cast<size_t>(features_);
+  if (rows_ == 0) {
+    // Moments about the window's first sample: exact for features far from
+    // zero relative to their spread, where raw sums of x² would cancel.
+    for (size_t j = 0; j < f; ++j) shift_[j] = std::isfinite(data[j]) ? data[j] : 0.0;
+  }
+  const double* shift = shift_.data();
   double* s1 = s1_.data();
   double* s2 = s2_.data();
   double* s3 = s3_.data();
@@ -22,7 +30,7 @@ void UnitMoments::Add(const float* data, int64_t rows) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = data + static_cast<size_t>(r) * f;
     for (size_t j = 0; j < f; ++j) {
-      const double x = row[j];
+      const double x = double(row[j]) - shift[j];
       const double x2 = x * x;
       s1[j] += x;
       s2[j] += x2;
@@ -41,17 +49,21 @@ void UnitMoments::Reset() {
   rows_ = 0;
 }
 
-double UnitMoments::Mean(int64_t j) const { return s1_[static_cast<size_t>(j)] / double(rows_); }
+double UnitMoments::Mean(int64_t j) const {
+  const size_t u = static_cast<size_t>(j);
+  return shift_[u] + s1_[u] / double(rows_);
+}
 
 double UnitMoments::Variance(int64_t j) const {
-  const double m = Mean(j);
-  return std::max(0.0, s2_[static_cast<size_t>(j)] / double(rows_) - m * m);
+  const size_t u = static_cast<size_t>(j);
+  const double m = s1_[u] / double(rows_);  // about the shift
+  return std::max(0.0, s2_[u] / double(rows_) - m * m);
 }
 
 double UnitMoments::Kurtosis(int64_t j) const {
   const size_t u = static_cast<size_t>(j);
   const double n = double(rows_);
-  const double m = s1_[u] / n;
+  const double m = s1_[u] / n;  // about the shift
   const double e2 = s2_[u] / n, e3 = s3_[u] / n, e4 = s4_[u] / n;
   const double var = e2 - m * m;
   if (!(var > 1e-12)) return 3.0;
@@ -61,15 +73,21 @@ double UnitMoments::Kurtosis(int64_t j) const {
 
 double UnitMoments::TensorMean() const {
   double s = 0;
-  for (double v : s1_) s = s + v;
-  return s / (double(rows_) * double(features_));
+  for (int64_t j = 0; j < features_; ++j) s += Mean(j);
+  return s / double(features_);
 }
 
 double UnitMoments::TensorVariance() const {
-  double s = 0;
-  for (double v : s2_) s = s + v;
-  const double m = TensorMean();
-  return std::max(0.0, s / (double(rows_) * double(features_)) - m * m);
+  // Over units and rows: the mean of the units' variances plus the variance
+  // of their means (every unit has the same rows).
+  const double mean = TensorMean();
+  double within = 0, between = 0;
+  for (int64_t j = 0; j < features_; ++j) {
+    const double d = Mean(j) - mean;
+    within += Variance(j);
+    between += d * d;
+  }
+  return (within + between) / double(features_);
 }
 
 double ExcessDivergence(const UnitMoments& live, const TensorStats& reference,

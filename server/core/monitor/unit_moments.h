@@ -35,7 +35,8 @@ class UnitMoments {
  private:
   int64_t features_ = 0;
   int64_t rows_ = 0;
-  std::vector<double> s1_, s2_, s3_, s4_;  // Σx, Σx², Σx³, Σx⁴ per unit
+  // Per unit: the window's first sample, and Σd, Σd², Σd³, Σd⁴ of d = x − it.
+  std::vector<double> shift_, s1_, s2_, s3_, s4_;
 };
 
 // The drift statistic of one tensor: the mean over units of the Jeffreys

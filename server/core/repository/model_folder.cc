@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "server/core/monitor/reference_stats.h"
+
 namespace selu::core {
 
 namespace fs = std::filesystem;
@@ -139,8 +141,13 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
     const fs::path file = v.path() / f.settings.model_filename;
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    f.versions.push_back(
-        DiskVersion{*version, file.string(), FileStamp::Of(st), CheckInside(canonical_root, file)});
+    DiskVersion d{
+        *version, file.string(), FileStamp::Of(st), {}, CheckInside(canonical_root, file)};
+    struct stat ref {};
+    if (::stat((v.path() / kReferenceStatsFile).c_str(), &ref) == 0) {
+      d.reference_stamp = FileStamp::Of(ref);
+    }
+    f.versions.push_back(std::move(d));
   }
   std::sort(f.versions.begin(), f.versions.end(),
             [](const DiskVersion& a, const DiskVersion& b) { return a.version > b.version; });
@@ -149,7 +156,8 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
   if (override_config != nullptr) f.fingerprint += ConfigKey(*override_config);
   f.fingerprint += "|" + config_stamp.Key();
   for (const DiskVersion& d : f.versions) {
-    f.fingerprint += "|" + std::to_string(d.version) + "@" + d.stamp.Key();
+    f.fingerprint +=
+        "|" + std::to_string(d.version) + "@" + d.stamp.Key() + "+" + d.reference_stamp.Key();
   }
   return f;
 }

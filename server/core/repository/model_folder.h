@@ -50,6 +50,9 @@ struct DiskVersion {
   int64_t version = 0;
   std::string file;  // <root>/<model>/<version>/<model file>
   FileStamp stamp;
+  // Of <version>/reference_stats.json (the monitor's reference; size -1 when
+  // there is none): a new or changed reference reloads the version too.
+  FileStamp reference_stamp;
   Status problem;  // the file resolves outside the repository
 };
 

@@ -176,8 +176,9 @@ class ModelRegistry {
     ModelState state = ModelState::kFailed;
     std::string reason;
     std::shared_ptr<ServableModel> model;
-    FileStamp stamp;     // of the model file loaded or tried
-    std::string config;  // serialized config it was loaded or tried with
+    FileStamp stamp;            // of the model file loaded or tried
+    FileStamp reference_stamp;  // of its reference_stats.json (size -1: none)
+    std::string config;         // serialized config it was loaded or tried with
   };
   struct ModelEntry {
     std::string name;

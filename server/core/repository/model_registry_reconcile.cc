@@ -126,7 +126,8 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   std::string newest_failure;
   auto try_version = [&](const DiskVersion& d) -> bool {
     const VersionSlot* before = find_old(d.version);
-    if (before != nullptr && before->stamp == d.stamp && before->config == config_key) {
+    if (before != nullptr && before->stamp == d.stamp &&
+        before->reference_stamp == d.reference_stamp && before->config == config_key) {
       const bool ready = before->state == ModelState::kReady && before->model;
       if (ready || !explicit_load) {
         slots.push_back(*before);
@@ -137,6 +138,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
     VersionSlot slot;
     slot.version = d.version;
     slot.stamp = d.stamp;
+    slot.reference_stamp = d.reference_stamp;
     slot.config = config_key;
     const Clock::time_point start = Clock::now();
     SetLoading(name, d.version);

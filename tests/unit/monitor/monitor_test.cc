@@ -16,22 +16,10 @@
 #include "server/core/monitor/self_normalization.h"
 #include "server/core/monitor/unit_moments.h"
 #include "server/core/serving/mlp_batch_computer.h"
+#include "tests/unit/monitor/snn_reference.h"
 
 namespace selu::core {
 namespace {
-
-constexpr double kAlpha = 1.6732632423543772848170429916717;
-constexpr double kLambda = 1.0507009873554804934193349852946;
-
-double SeluRef(double x) { return x > 0 ? kLambda * x : kLambda * kAlpha * std::expm1(x); }
-
-std::vector<float> Normal(int64_t n, uint32_t seed, float mean = 0, float sd = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(mean, sd);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 TEST(UnitMomentsTest, MatchesDoubleReference) {
   const int64_t rows = 1000, f = 3;
@@ -99,81 +87,6 @@ TEST(ExcessDivergenceTest, NearZeroWithoutDriftAndClosedFormWithIt) {
   std::vector<float> inf_data = Normal(64 * f, 5);
   inf_data[7] = INFINITY;
   EXPECT_TRUE(std::isinf(DivergenceOf(inf_data, f, ref, 359)));
-}
-
-// A 5 -> 16 -> 16 -> 3 SELU network with LeCun-normal weights.
-ModelSpec SmallSnn(uint32_t seed) {
-  std::mt19937 rng(seed);
-  const std::vector<int64_t> widths = {5, 16, 16, 3};
-  ModelSpec spec;
-  spec.input_name = "x";
-  spec.output_name = "y";
-  spec.input_features = 5;
-  spec.output_features = 3;
-  spec.input_shape = {-1, 5};
-  for (size_t i = 0; i + 1 < widths.size(); ++i) {
-    DenseLayer l;
-    l.name = "dense" + std::to_string(i);
-    l.in_features = widths[i];
-    l.out_features = widths[i + 1];
-    std::normal_distribution<float> w(0.0f, 1.0f / std::sqrt(float(l.in_features)));
-    for (int64_t k = 0; k < l.in_features * l.out_features; ++k) l.weights.push_back(w(rng));
-    l.bias.assign(static_cast<size_t>(l.out_features), 0.0f);
-    if (i + 2 < widths.size()) l.activations.push_back(Activation::Selu());
-    spec.layers.push_back(std::move(l));
-  }
-  return spec;
-}
-
-// Reference statistics from a double forward pass (not the engine under test).
-ReferenceStats ReferenceFor(const ModelSpec& spec, const std::vector<float>& x, int64_t rows) {
-  ReferenceStats ref;
-  ref.split = "test";
-  ref.rows = rows;
-  std::vector<double> cur(x.begin(), x.end());
-  auto stats_of = [&](const std::vector<double>& v, int64_t f) {
-    TensorStats t;
-    t.features = f;
-    double s = 0, sq = 0;
-    for (int64_t j = 0; j < f; ++j) {
-      double us = 0, usq = 0;
-      for (int64_t r = 0; r < rows; ++r) {
-        const double a = v[static_cast<size_t>(r * f + j)];
-        us += a;
-        usq += a * a;
-      }
-      t.unit_mean.push_back(us / rows);
-      t.unit_variance.push_back(usq / rows - (us / rows) * (us / rows));
-      s += us;
-      sq += usq;
-    }
-    t.mean = s / (rows * f);
-    t.variance = sq / (rows * f) - t.mean * t.mean;
-    return t;
-  };
-  ref.input = stats_of(cur, spec.input_features);
-  for (size_t k = 0; k < spec.layers.size(); ++k) {
-    const DenseLayer& l = spec.layers[k];
-    std::vector<double> next(static_cast<size_t>(rows * l.out_features));
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t n = 0; n < l.out_features; ++n) {
-        double acc = l.bias[static_cast<size_t>(n)];
-        for (int64_t i = 0; i < l.in_features; ++i) {
-          acc += cur[static_cast<size_t>(r * l.in_features + i)] *
-                 double(l.weights[static_cast<size_t>(i * l.out_features + n)]);
-        }
-        next[static_cast<size_t>(r * l.out_features + n)] =
-            l.activations.empty() ? acc : SeluRef(acc);
-      }
-    }
-    cur = std::move(next);
-    LayerReference lr;
-    lr.index = static_cast<int64_t>(k);
-    lr.name = l.name;
-    lr.stats = stats_of(cur, l.out_features);
-    ref.layers.push_back(std::move(lr));
-  }
-  return ref;
 }
 
 TEST(ReferenceStatsTest, RoundTripsAndIsCheckedAgainstTheModel) {

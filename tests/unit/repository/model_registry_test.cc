@@ -325,6 +325,36 @@ TEST(ModelRegistryTest, EmptyRepositoryBecomesReadyWithItsFirstModel) {
   EXPECT_EQ(ServedVersion(*registry, "m"), 1);
 }
 
+// A reference_stats.json written (or replaced) beside a serving version is
+// picked up by the next poll: the version reloads with the new reference.
+TEST(ModelRegistryTest, NewReferenceBesideAVersionReloadsIt) {
+  TempRepository repo;
+  repo.AddVersion("m", 1);
+  auto registry = Open(Options(repo, ModelControlMode::kPoll));
+  ASSERT_NE(registry, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return registry->AllReady(); }));
+  auto first = registry->Find("m", "");
+  ASSERT_TRUE(first.ok());
+  // The bundled model carries its reference in its metadata.
+  EXPECT_EQ((*first)->monitor().Snapshot().reference_source, "metadata_props selu.reference_stats");
+
+  const fs::path ref = fs::path(repo.root()) / "m" / "1" / "reference_stats.json";
+  const fs::path tmp = fs::path(repo.root()) / "m" / "1" / ".ref.tmp";
+  std::ofstream(tmp) << R"({"format":1,"rows":10,"layers":[]})";
+  fs::rename(tmp, ref);
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = registry->Find("m", "");
+    return m.ok() && m->get() != first->get();
+  }));
+  auto second = registry->Find("m", "");
+  ASSERT_TRUE(second.ok());
+  const MonitorSnapshot snapshot = (*second)->monitor().Snapshot();
+  EXPECT_EQ(snapshot.state, MonitorState::kBadReference);
+  EXPECT_EQ(snapshot.reference_source, ref.string());
+  EXPECT_THAT(snapshot.problem, HasSubstr("'layers' has 0 entries, the model has 4 dense layers"));
+  EXPECT_TRUE((*second)->ready());  // a bad reference never stops a model serving
+}
+
 TEST(ModelRegistryTest, StartupModelThatIsNoFolderIsAnError) {
   TempRepository repo;
   repo.AddVersion("m", 1);
