@@ -6,6 +6,9 @@
 //   BM_Naive/<model>/<batch>                  triple loop + scalar SELU (bench_models.h)
 //   BM_Sgemm/<n>                              dnnl_sgemm n×n×n: the measured fp32 peak
 //   BM_Engine|BM_BareOneDnn/tiny/1/<ip|matmul> a 16→16→16 model: per-call overhead
+//   BM_EngineSampled/<model>/<batch>/ip       MlpEngine::Run observed by a monitor slot with
+//                                              a reference (what a sampled batch costs; the
+//                                              monitor's windows close and score as in serving)
 //
 // Every benchmark reports items_per_second (rows/s) and the rate counter
 // GFLOP (shown as GFLOP=…/s: 2·rows·Σ in·out per iteration, per second). Before timing anything,
@@ -30,6 +33,7 @@
 #include "bench/bare_onednn_mlp.h"
 #include "bench/bench_models.h"
 #include "server/core/engine/mlp_engine.h"
+#include "server/core/monitor/model_monitor.h"
 
 namespace selu::bench {
 namespace {
@@ -157,6 +161,57 @@ void BM_Engine(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimi
   SetCounters(state, *m, rows);
 }
 
+// A reference for `m` from its own benchmark input (every tensor's moments).
+core::LoadedReference SelfReference(ModelState& m, MlpEngine& engine, int64_t rows) {
+  struct Collect final : core::LayerObserver {
+    std::vector<core::UnitMoments> t;
+    void OnInput(const float* x, int64_t r, int64_t f) override {
+      t.emplace_back(f);
+      t.back().Add(x, r);
+    }
+    void OnLayer(int, const float* y, int64_t r, int64_t f) override {
+      t.emplace_back(f);
+      t.back().Add(y, r);
+    }
+  } collect;
+  auto ws = engine.CreateWorkspace();
+  if (!engine.Run(*ws, m.input.data(), rows, m.output.data(), collect).ok()) Die("Run failed");
+  core::LoadedReference ref;
+  ref.stats.emplace();
+  ref.stats->rows = rows;
+  ref.stats->input = core::StatsOf(collect.t[0]);
+  for (size_t k = 1; k < collect.t.size(); ++k) {
+    core::LayerReference layer;
+    layer.index = int64_t(k - 1);
+    layer.stats = core::StatsOf(collect.t[k]);
+    ref.stats->layers.push_back(std::move(layer));
+  }
+  return ref;
+}
+
+void BM_EngineSampled(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p) {
+  MlpEngine& engine = m->Engine(p);
+  MlpEngine::Workspace& ws = m->Workspace(p);
+  WarmupOrDie(engine, rows);
+  core::ModelMonitor monitor(engine.spec(), {.sample_rate = 1.0},
+                             SelfReference(*m, engine, kMaxBatch), {});
+  auto slot = monitor.NewSlot();
+  const float* in = m->input.data();
+  float* out = m->output.data();
+  for (auto _ : state) {
+    if (!slot->Sample()) Die("sample rate 1 did not sample");
+    core::Status s = engine.Run(ws, in, rows, out, *slot);
+    slot->EndBatch(s.ok());
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, *m, rows);
+  state.counters["windows"] = double(monitor.Snapshot().windows);
+}
+
 void BM_BareOneDnn(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p) {
   BareOneDnnMlp& chain = BareChain(*m, p, rows);
   chain.Run();
@@ -253,6 +308,10 @@ void RegisterAll() {
         benchmark::RegisterBenchmark(("BM_Engine/" + suffix).c_str(), BM_Engine, m.get(), rows, p);
         benchmark::RegisterBenchmark(("BM_BareOneDnn/" + suffix).c_str(), BM_BareOneDnn, m.get(),
                                      rows, p);
+        if (p == EnginePrimitive::kInnerProduct) {
+          benchmark::RegisterBenchmark(("BM_EngineSampled/" + suffix).c_str(), BM_EngineSampled,
+                                       m.get(), rows, p);
+        }
       }
     }
   }

@@ -26,7 +26,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 python3-numpy python3-torch python3-onnx python3-sklearn
+  python3 python3-numpy python3-torch python3-onnx python3-sklearn python3-matplotlib
   python3-grpcio python3-grpc-tools python3-protobuf
   libopenblas0-pthread
   prometheus curl procps ca-certificates
