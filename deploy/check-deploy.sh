@@ -167,9 +167,11 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# Every batch sampled, so the held-out rows below close monitor windows and
+# the selu_activation_* and selu_input_drift_score series exist.
 "$SERVE" --model-repository models --grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \
   --port-file "$tmp/grpc.port" --metrics-port-file "$tmp/metrics.port" --log-level warn \
-  >"$tmp/serve.log" 2>&1 &
+  --monitor-sample-rate 1 >"$tmp/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do
   [[ -s "$tmp/grpc.port" && -s "$tmp/metrics.port" ]] && break

@@ -4,6 +4,18 @@
 
 namespace selu {
 
+core::Status ValidateMonitorFlags(const core::MonitorOptions& monitor) {
+  // One option at a time, so the error names the flag (or variable) to fix.
+  core::MonitorOptions rate;
+  rate.sample_rate = monitor.sample_rate;
+  SELU_RETURN_IF_ERROR(core::ValidateMonitorOptions(rate).WithPrefix(
+      "--monitor-sample-rate (SELU_MONITOR_SAMPLE_RATE)"));
+  core::MonitorOptions window;
+  window.window_rows = monitor.window_rows;
+  return core::ValidateMonitorOptions(window).WithPrefix(
+      "--monitor-window-rows (SELU_MONITOR_WINDOW_ROWS)");
+}
+
 std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
   CLI::App app{
       "selu-serve: a gRPC inference server (Open Inference Protocol v2) for self-normalizing "
@@ -87,6 +99,16 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
   app.add_option("--engine-primitive", o->engine_primitive, "oneDNN primitive per layer")
       ->envname("SELU_ENGINE_PRIMITIVE")
       ->check(CLI::IsMember({"inner_product", "matmul"}));
+  app.add_option("--monitor-sample-rate", o->monitor.sample_rate,
+                 "Self-normalization monitor: fraction of batches whose per-layer activation "
+                 "statistics are sampled, in [0, 1] (0: off; config.pbtxt parameter "
+                 "monitor_sample_rate overrides per model)")
+      ->envname("SELU_MONITOR_SAMPLE_RATE");
+  app.add_option("--monitor-window-rows", o->monitor.window_rows,
+                 "Self-normalization monitor: sampled rows per window, each window compared "
+                 "with the model's reference statistics into a drift score, in [16, 1048576] "
+                 "(config.pbtxt parameter monitor_window_rows overrides per model)")
+      ->envname("SELU_MONITOR_WINDOW_ROWS");
   app.add_option("--shutdown-grace", o->shutdown_grace_seconds,
                  "Seconds queued and in-flight requests get to finish after SIGTERM/SIGINT")
       ->envname("SELU_SHUTDOWN_GRACE")
@@ -100,6 +122,9 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
 
   try {
     app.parse(argc, argv);
+    if (const core::Status monitor = ValidateMonitorFlags(o->monitor); !monitor.ok()) {
+      throw CLI::ValidationError(monitor.message());
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "server/core/monitor/model_monitor.h"
+
 namespace selu {
 
 struct ServerOptions {
@@ -36,11 +38,20 @@ struct ServerOptions {
   std::string batch_execution = "auto";  // auto, caller or workers
   int64_t caller_execution_limit_us = 250;
   std::string engine_primitive = "inner_product";  // or "matmul"
+  // The self-normalization monitor of every model (config.pbtxt parameters
+  // monitor_sample_rate / monitor_window_rows override per model):
+  // fraction of batches sampled (0: off) and sampled rows per window.
+  core::MonitorOptions monitor{.sample_rate = core::kDefaultMonitorSampleRate,
+                               .window_rows = core::kDefaultMonitorWindowRows};
 
   double shutdown_grace_seconds = 10.0;
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"
 };
+
+// The monitor flags checked with the core's own rule
+// (core::ValidateMonitorOptions); INVALID_ARGUMENT naming the flag.
+core::Status ValidateMonitorFlags(const core::MonitorOptions& monitor);
 
 // Parses argv. On --help or an error, prints and returns the exit code to use
 // (0 for --help); otherwise returns nullopt and fills `options`.

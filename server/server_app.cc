@@ -28,6 +28,7 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
           .server_version = SELU_VERSION,
           .test_submit_delay =
               std::chrono::microseconds(test_delay ? std::strtoll(test_delay, nullptr, 10) : 0)});
+  app->monitor_service_ = std::make_unique<grpc_transport::MonitorService>();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -36,6 +37,7 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(app->service_.get());
+  builder.RegisterService(app->monitor_service_.get());
   app->server_ = builder.BuildAndStart();
   if (!app->server_ || app->port_ == 0) {
     return core::UnavailableError("cannot listen on " + options.grpc_address +
@@ -72,6 +74,7 @@ core::Status ServerApp::LoadModels() {
   serving.batcher.execution = options_.batch_execution == "caller" ? core::BatchExecution::kCaller
                                                                    : core::BatchExecution::kWorkers;
   serving.caller_execution_limit = std::chrono::microseconds(options_.caller_execution_limit_us);
+  serving.monitor = options_.monitor;
   registry_options.root = options_.model_repository;
   registry_options.mode = options_.model_control_mode == "poll" ? core::ModelControlMode::kPoll
                           : options_.model_control_mode == "explicit"
@@ -106,7 +109,9 @@ core::Status ServerApp::LoadModels() {
                        options_.model_repository + "' (model control mode " +
                        options_.model_control_mode + ")"));
   service_->SetRegistry(registry_.get());
+  monitor_service_->SetRegistry(registry_.get());
   if (inference_metrics_) inference_metrics_->SetRegistry(registry_.get());
+  if (monitor_metrics_) monitor_metrics_->SetRegistry(registry_.get());
   return core::OkStatus();
 }
 
@@ -125,9 +130,11 @@ core::Status ServerApp::StartMetrics() {
       metrics::InferenceCollector::TransportReadings{
           .in_flight = [service = service_.get()] { return service->in_flight(); },
           .swap_resends = [service = service_.get()] { return service->swap_resends(); }});
+  monitor_metrics_ = std::make_shared<metrics::MonitorCollector>();
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
-  grpc_metrics_ = std::make_shared<metrics::GrpcServerMetrics>(
-      std::vector<const core::CallStatsSource*>{&service_->rpc_stats()});
+  grpc_metrics_ =
+      std::make_shared<metrics::GrpcServerMetrics>(std::vector<const core::CallStatsSource*>{
+          &service_->rpc_stats(), &monitor_service_->call_stats()});
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
   } catch (const std::exception& e) {
@@ -135,6 +142,7 @@ core::Status ServerApp::StartMetrics() {
                                   e.what());
   }
   exposer_->RegisterCollectable(inference_metrics_);
+  exposer_->RegisterCollectable(monitor_metrics_);
   exposer_->RegisterCollectable(grpc_metrics_);
   exposer_->RegisterCollectable(process_metrics_);
   const auto ports = exposer_->GetListeningPorts();
@@ -157,6 +165,7 @@ void ServerApp::SetHealth(bool serving) {
   const bool all_ready = serving && registry_ && registry_->AllReady();
   health->SetServingStatus("", all_ready);
   health->SetServingStatus("inference.GRPCInferenceService", serving);
+  health->SetServingStatus(std::string(grpc_transport::kMonitorServiceName), serving);
   if (!registry_) return;
   // Per model: SERVING while a version serves. Models that left the
   // repository stay known to health, as NOT_SERVING.

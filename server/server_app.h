@@ -1,6 +1,6 @@
 // ServerApp: selu-serve's objects wired together — model registry, inference
-// service, health and reflection on one gRPC server — with the start-up and
-// graceful-shutdown sequences.
+// and monitor services, health and reflection on one gRPC server, metrics —
+// with the start-up and graceful-shutdown sequences.
 //
 // Start(): gRPC listens first with health NOT_SERVING, then the models load,
 // then health turns SERVING for "" and for each ready model. Drain(): health
@@ -20,8 +20,10 @@
 #include "server/core/base/status.h"
 #include "server/core/repository/model_registry.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/monitor_service.h"
 #include "server/metrics/grpc_metrics.h"
 #include "server/metrics/inference_collector.h"
+#include "server/metrics/monitor_collector.h"
 #include "server/options.h"
 
 namespace selu {
@@ -53,8 +55,10 @@ class ServerApp {
   ServerOptions options_;
   std::unique_ptr<core::ModelRegistry> registry_;
   std::unique_ptr<grpc_transport::InferenceService> service_;
+  std::unique_ptr<grpc_transport::MonitorService> monitor_service_;
   std::shared_ptr<metrics::GrpcServerMetrics> grpc_metrics_;
   std::shared_ptr<metrics::InferenceCollector> inference_metrics_;
+  std::shared_ptr<metrics::MonitorCollector> monitor_metrics_;
   std::shared_ptr<metrics::ProcessCollector> process_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -91,11 +92,12 @@ std::string ReadFileOrThrow(const std::string& path) {
   return text.str();
 }
 
-int PrintAsJson(const google::protobuf::Message& message) {
+int PrintAsJson(const google::protobuf::Message& message, bool all_fields) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = all_fields;
   const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) {
     std::fprintf(stderr, "selu-client: cannot print the answer as JSON: %s\n",
@@ -104,6 +106,27 @@ int PrintAsJson(const google::protobuf::Message& message) {
   }
   std::fputs(json.c_str(), stdout);
   return kExitOk;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows,
+                const std::vector<size_t>& right_aligned) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string text;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(widths[c] - row[c].size(), ' ');
+      const bool right =
+          std::find(right_aligned.begin(), right_aligned.end(), c) != right_aligned.end();
+      text += right ? pad + row[c] : row[c] + pad;
+      text += "  ";
+    }
+    text.erase(text.find_last_not_of(' ') + 1);
+    std::printf("%s\n", text.c_str());
+  }
 }
 
 }  // namespace selu::client

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace selu::client {
 
@@ -51,6 +52,13 @@ std::string ReadFileOrThrow(const std::string& path);
 
 // Prints `message` as indented JSON with the .proto field names (as Triton's
 // clients show them) to stdout; kExitOk, or kExitRpcError if it cannot.
-int PrintAsJson(const google::protobuf::Message& message);
+// `all_fields` prints fields at their default value (0, false, "") too.
+int PrintAsJson(const google::protobuf::Message& message, bool all_fields = false);
+
+// Prints `rows` (the first one the header) as columns two spaces apart, with
+// trailing spaces trimmed; the columns whose index is in `right_aligned`
+// (numbers) are aligned right.
+void PrintTable(const std::vector<std::vector<std::string>>& rows,
+                const std::vector<size_t>& right_aligned = {});
 
 }  // namespace selu::client

@@ -1,6 +1,7 @@
 // selu-client: health checks, metadata, the model repository (index, config,
-// load, unload), inference and ghz-compatible load against a selu-serve (or any
-// Open Inference Protocol v2 gRPC server with Triton's repository extension).
+// load, unload), inference, the self-normalization monitor (stats) and
+// ghz-compatible load against a selu-serve (or any Open Inference Protocol v2
+// gRPC server with Triton's repository extension).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "client/src/info_commands.h"
 #include "client/src/repository_commands.h"
 #include "client/src/rows.h"
+#include "client/src/stats_command.h"
 
 namespace {
 
@@ -108,6 +110,16 @@ int main(int argc, char** argv) {
   infer->add_flag("--argmax", infer_options.argmax,
                   "Also print the largest output's index per row");
 
+  std::string stats_model, stats_version;
+  bool stats_json = false;
+  auto* stats = app.add_subcommand(
+      "stats",
+      "The self-normalization monitor of MODEL: drift score, windows, and per layer the live "
+      "activation mean and variance against the reference");
+  stats->add_option("model", stats_model, "Model name")->required();
+  stats->add_option("--model-version", stats_version, "Model version (default newest)");
+  stats->add_flag("--json", stats_json, "Print the response as JSON instead");
+
   BenchOptions bench_options;
   std::string duration_text, format = "summary", host, proto_ignored;
   bool insecure_ignored = false;
@@ -160,6 +172,7 @@ int main(int argc, char** argv) {
       infer_options.table = output_format == "table";
       return RunInfer(connection, infer_options, ReadRows(json_rows, json_file, csv_file));
     }
+    if (*stats) return RunStats(connection, stats_model, stats_version, stats_json);
     if (*bench) {
       if (!host.empty()) connection.address = host;
       if (!duration_text.empty()) bench_options.duration_s = ParseDurationSeconds(duration_text);

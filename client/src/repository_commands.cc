@@ -1,9 +1,9 @@
 #include "client/src/repository_commands.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "proto/grpc_service.grpc.pb.h"
 
@@ -42,25 +42,10 @@ int RunModels(const ConnectionOptions& connection, bool json, bool ready_only) {
   // A model folder without any version folder has no version: "-" keeps the
   // columns splittable.
   const auto shown = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
-  size_t name_width = 5, version_width = 7, state_width = 5;
-  for (const auto& m : index.models()) {
-    name_width = std::max(name_width, m.name().size());
-    version_width = std::max(version_width, shown(m.version()).size());
-    state_width = std::max(state_width, shown(m.state()).size());
-  }
-  const auto print_row = [&](const std::string& name, const std::string& version,
-                             const std::string& state, const std::string& reason) {
-    const auto padded = [](const std::string& cell, size_t width) {
-      return cell + std::string(width + 2 - cell.size(), ' ');  // width >= every cell
-    };
-    std::string text = padded(name, name_width) + padded(version, version_width) +
-                       padded(state, state_width) + reason;
-    text.erase(text.find_last_not_of(' ') + 1);  // a ready version has no reason
-    std::printf("%s\n", text.c_str());
-  };
-  print_row("MODEL", "VERSION", "STATE", "REASON");
+  std::vector<std::vector<std::string>> rows = {{"MODEL", "VERSION", "STATE", "REASON"}};
   for (const auto& m : index.models())
-    print_row(m.name(), shown(m.version()), shown(m.state()), m.reason());
+    rows.push_back({m.name(), shown(m.version()), shown(m.state()), m.reason()});
+  PrintTable(rows);
   return kExitOk;
 }
 

@@ -5,6 +5,7 @@
 #include <exception>
 #include <thread>
 
+#include "server/grpc/finish_now.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/status_mapping.h"
 
@@ -13,17 +14,6 @@ namespace selu::grpc_transport {
 namespace {
 
 using core::Clock;
-
-// Answers on the handler's thread through gRPC's default reactor and counts
-// the rpc as handled.
-grpc::ServerUnaryReactor* FinishNow(RpcCounters& counters, Clock::time_point start,
-                                    grpc::CallbackServerContext* context,
-                                    const grpc::Status& status) {
-  counters.Finish(static_cast<int>(status.error_code()), start);
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
 
 // Converts gRPC's wall-clock deadline to the batcher's steady clock.
 Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {

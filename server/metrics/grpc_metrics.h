@@ -3,14 +3,15 @@
 // grpc_server_handled_total{grpc_code}, grpc_server_handling_seconds, each
 // labelled grpc_type, grpc_service, grpc_method. Read at scrape time from the
 // counters a gRPC service's handlers keep, through core::CallStatsSource
-// (GRPCInferenceService's is grpc_transport::RpcStats): the metrics know no
-// transport type.
+// (GRPCInferenceService's is grpc_transport::RpcStats, the monitor service's
+// grpc_transport::MonitorCallStats): the metrics know no transport type.
 //
-// Covered: every rpc of inference.GRPCInferenceService. Not covered: the
-// health and reflection services gRPC itself implements, and requests gRPC
-// rejects before a handler runs (e.g. over --max-receive-message-bytes);
-// counting those needs a server interceptor, which costs every call an extra
-// completion-queue round trip in gRPC 1.51.
+// Covered: every rpc of inference.GRPCInferenceService and of
+// selu.monitor.v1.ModelMonitor. Not covered: the health and reflection
+// services gRPC itself implements, and requests gRPC rejects before a handler
+// runs (e.g. over --max-receive-message-bytes); counting those needs a server
+// interceptor, which costs every call an extra completion-queue round trip in
+// gRPC 1.51.
 //
 // Thread safety: Collect() may run concurrently with the handlers.
 #pragma once

@@ -2,8 +2,9 @@
 
 Environment (set by ctest, see CMakeLists.txt):
   SELU_SERVE_BIN   the selu-serve binary
-  SELU_STUBS_DIR   Python stubs generated from proto/grpc_service.proto and
-                   protos/grpc/{health,reflection} (grpc_service_pb2, health_pb2, ...)
+  SELU_STUBS_DIR   Python stubs generated from proto/grpc_service.proto,
+                   proto/monitor.proto and protos/grpc/{health,reflection}
+                   (grpc_service_pb2, monitor_pb2, health_pb2, ...)
   SELU_SOURCE_DIR  the repository root (bundled model, models/onnx_mlp_eval.py)
 
 `SeluServer` starts the binary on port 0 with --port-file, waits until health
@@ -49,6 +50,8 @@ import grpc_service_pb2 as pb  # noqa: E402,F401
 import grpc_service_pb2_grpc as pb_grpc  # noqa: E402
 import health_pb2  # noqa: E402,F401
 import health_pb2_grpc  # noqa: E402
+import monitor_pb2  # noqa: E402,F401  (re-exported for the tests)
+import monitor_pb2_grpc  # noqa: E402
 import onnx_mlp_eval  # noqa: E402
 import reflection_pb2  # noqa: E402,F401  (re-exported for the tests)
 import reflection_pb2_grpc  # noqa: E402
@@ -260,6 +263,9 @@ class SeluServer:
     def reflection(self):
         return reflection_pb2_grpc.ServerReflectionStub(self.channel)
 
+    def monitor(self):
+        return monitor_pb2_grpc.ModelMonitorStub(self.channel)
+
     def new_channel(self):
         return grpc.insecure_channel("127.0.0.1:%d" % self.port)
 
@@ -341,6 +347,44 @@ class SharedServerTestCase(unittest.TestCase):
     def tearDown(self):
         if test_has_failed(self):
             type(self)._any_failed = True
+
+
+class SharedRepositoryTestCase(SharedServerTestCase):
+    """SharedServerTestCase on a temporary model repository (`repo`) that the
+    class fills in fill_repository(repo), where it may also set SERVER_ARGS
+    and SERVER_KWARGS; run_workload() then runs against the started server.
+    If either fails, the server's log is printed and everything is removed."""
+
+    @classmethod
+    def fill_repository(cls, repo):
+        raise NotImplementedError
+
+    @classmethod
+    def run_workload(cls):
+        pass
+
+    @classmethod
+    def setUpClass(cls):
+        cls.repo = tempfile.mkdtemp(prefix="selu-it-%s-" % cls.__name__.lower())
+        try:
+            cls.fill_repository(cls.repo)
+            cls.SERVER_KWARGS = dict(cls.SERVER_KWARGS, repository=cls.repo)
+            super().setUpClass()
+            cls.run_workload()
+        except BaseException:
+            if getattr(cls, "server", None) is not None:
+                sys.stderr.write(cls.server.describe_failure("set-up failed"))
+                cls.server.kill()
+                cls.server.cleanup_files()
+            shutil.rmtree(cls.repo, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.repo, ignore_errors=True)
 
 
 # ---- models and reference outputs

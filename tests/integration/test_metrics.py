@@ -357,38 +357,20 @@ TINY_MODEL = "tiny_snn"
 BROKEN_MODEL = "broken"
 
 
-class ExactValuesTest(s.SharedServerTestCase, MetricsAssertions):
+class ExactValuesTest(s.SharedRepositoryTestCase, MetricsAssertions):
     """A known mix of successes and refusals, sent one at a time; one scrape
     at rest is then checked value by value."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.repo = tempfile.mkdtemp(prefix="selu-it-metrics-repo-")
-        try:
-            s.link_bundled_model(cls.repo)
-            s.export_selu_mlp(os.path.join(cls.repo, TINY_MODEL, "1", "model.onnx"),
-                              [4, 8, 3], seed=7)
-            os.makedirs(os.path.join(cls.repo, BROKEN_MODEL, "1"))
-            with open(os.path.join(cls.repo, BROKEN_MODEL, "1", "model.onnx"), "wb") as f:
-                f.write(b"\x08\x07this is not an onnx model" * 10)
-            cls.SERVER_ARGS = ("--max-batch-size", "8", "--max-queue-delay-us", "0")
-            cls.SERVER_KWARGS = dict(repository=cls.repo, ready_service=s.BUNDLED_MODEL)
-            super().setUpClass()
-            cls._run_workload()
-        except BaseException:
-            if getattr(cls, "server", None) is not None:
-                sys.stderr.write(cls.server.describe_failure("workload failed"))
-                cls.server.kill()
-                cls.server.cleanup_files()
-            shutil.rmtree(cls.repo, ignore_errors=True)
-            raise
+    SERVER_ARGS = ("--max-batch-size", "8", "--max-queue-delay-us", "0")
+    SERVER_KWARGS = dict(ready_service=s.BUNDLED_MODEL)
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.repo, ignore_errors=True)
+    def fill_repository(cls, repo):
+        s.link_bundled_model(repo)
+        s.export_selu_mlp(os.path.join(repo, TINY_MODEL, "1", "model.onnx"), [4, 8, 3], seed=7)
+        os.makedirs(os.path.join(repo, BROKEN_MODEL, "1"))
+        with open(os.path.join(repo, BROKEN_MODEL, "1", "model.onnx"), "wb") as f:
+            f.write(b"\x08\x07this is not an onnx model" * 10)
 
     @classmethod
     def _expect_code(cls, request, code):
@@ -401,7 +383,7 @@ class ExactValuesTest(s.SharedServerTestCase, MetricsAssertions):
         raise AssertionError("wanted %s, the request succeeded" % code)
 
     @classmethod
-    def _run_workload(cls):
+    def run_workload(cls):
         x, _ = s.load_heldout()
         ref = s.bundled_reference()
         offset = 0
@@ -494,11 +476,12 @@ class ExactValuesTest(s.SharedServerTestCase, MetricsAssertions):
         self.assertEqual(self.exp.value("grpc_server_started_total", **infer_labels()), requests)
         self.assertEqual(self.exp.histogram("grpc_server_handling_seconds",
                                             **infer_labels())[1], requests)
-        # Only GRPCInferenceService is counted (its handlers keep the counters;
+        # Only our own services are counted (their handlers keep the counters;
         # an interceptor for gRPC's own health/reflection services would cost
         # every call a completion-queue round trip).
         services = {lab["grpc_service"] for lab, _ in self.exp.select("grpc_server_started_total")}
-        self.assertEqual(services, {"inference.GRPCInferenceService"})
+        self.assertEqual(services, {"inference.GRPCInferenceService",
+                                    "selu.monitor.v1.ModelMonitor"})
         self.assert_grpc_books_balance(self.exp)
 
     # -- histograms
