@@ -69,11 +69,14 @@ void PrintStats(const ModelMonitorResponse& r) {
   if (!r.problem().empty()) std::printf("problem: %s\n", r.problem().c_str());
   std::printf("%s\n", ScoreLine(r).c_str());
   std::printf(
-      "windows %llu, alarms %llu; sampled rows %llu in %llu batches, last window %lld rows\n",
+      "windows %llu, alarms %llu; sampled rows %llu in %llu batches, last window %lld rows%s\n",
       static_cast<unsigned long long>(r.windows()), static_cast<unsigned long long>(r.alarms()),
       static_cast<unsigned long long>(r.sampled_rows()),
       static_cast<unsigned long long>(r.sampled_batches()),
-      static_cast<long long>(r.last_window_rows()));
+      static_cast<long long>(r.last_window_rows()),
+      r.windows() > 0
+          ? (", closed " + Number(r.last_window_age_seconds(), "%.1f") + " s ago").c_str()
+          : "");
   std::printf("sample rate %s, window %lld rows\n", Number(r.sample_rate(), "%g").c_str(),
               static_cast<long long>(r.window_rows()));
   std::printf("%s\n\n", ProbeLine(r).c_str());

@@ -1,5 +1,7 @@
 #include "server/grpc/monitor_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -41,6 +43,11 @@ void FillMonitorResponse(const core::MonitorSnapshot& s, ModelMonitorResponse* o
   out->set_drift_score(s.drift_score);
   out->set_drift_threshold(core::kDriftThreshold);
   out->set_last_window_rows(static_cast<int32_t>(s.last_window_rows));
+  if (s.last_window_unix_seconds > 0) {
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    out->set_last_window_age_seconds(std::max(0.0, now - s.last_window_unix_seconds));
+  }
   out->set_probe_ran(s.probe.ran);
   out->set_probe_rows(static_cast<int32_t>(s.probe.rows));
   out->set_self_normalizing(s.probe.self_normalizing);

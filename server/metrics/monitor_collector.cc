@@ -43,6 +43,9 @@ std::vector<prometheus::MetricFamily> MonitorCollector::Collect() const {
   auto score = GaugeFamily("selu_input_drift_score",
                            "Drift score of the last closed window against the reference; 1 or "
                            "more means input drift.");
+  auto last_window = GaugeFamily("selu_monitor_last_window_timestamp_seconds",
+                                 "When the monitor last closed a window (Unix time): the drift "
+                                 "score is as old as this.");
   auto windows =
       CounterFamily("selu_monitor_windows_total", "Windows of sampled rows the monitor closed.");
   auto alarms = CounterFamily("selu_monitor_drift_alarms_total",
@@ -79,6 +82,9 @@ std::vector<prometheus::MetricFamily> MonitorCollector::Collect() const {
         }
       }
       if (s.has_score) AddGauge(score, labels, s.drift_score);
+      if (s.last_window_unix_seconds > 0) {
+        AddGauge(last_window, labels, s.last_window_unix_seconds);
+      }
       AddCounter(windows, labels, double(s.windows));
       AddCounter(alarms, labels, double(s.alarms));
       AddCounter(rows, labels, double(s.sampled_rows));
@@ -92,7 +98,8 @@ std::vector<prometheus::MetricFamily> MonitorCollector::Collect() const {
   }
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&mean, &variance, &divergence, &reference_mean, &reference_variance, &probe_mean,
-                  &probe_variance, &score, &windows, &alarms, &rows, &state, &self_normalizing}) {
+                  &probe_variance, &score, &last_window, &windows, &alarms, &rows, &state,
+                  &self_normalizing}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -1,6 +1,7 @@
 #include "server/core/monitor/model_monitor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -102,6 +103,8 @@ void ModelMonitor::Publish(const std::vector<TensorWindow>& tensors, double scor
   has_score_ = has_score;
   score_ = score;
   last_window_rows_ = rows;
+  last_window_unix_seconds_ =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   sampled_rows_ += static_cast<uint64_t>(rows);
   sampled_batches_ += batches;
   ++windows_;
@@ -125,6 +128,7 @@ MonitorSnapshot ModelMonitor::Snapshot() const {
   s.has_score = has_score_;
   s.drift_score = score_;
   s.last_window_rows = last_window_rows_;
+  s.last_window_unix_seconds = last_window_unix_seconds_;
   if (has_window_) {
     for (size_t i = 0; i < s.tensors.size(); ++i) {
       s.tensors[i].has_live = true;
@@ -178,14 +182,14 @@ void MonitorSlot::Close(double score, bool has_score) {
   monitor_.Publish(tensor_windows_, score, has_score, moments_[0].rows(), batches_);
   for (UnitMoments& m : moments_) m.Reset();
   batches_ = 0;
-  next_check_ = 16;
+  next_check_ = kFirstEarlyCheckRows;
 }
 
 void MonitorSlot::EndBatch(bool ok) {
   if (!ok) {
     for (UnitMoments& m : moments_) m.Reset();
     batches_ = 0;
-    next_check_ = 16;
+    next_check_ = kFirstEarlyCheckRows;
     return;
   }
   ++batches_;

@@ -7,7 +7,7 @@
 // no lock, no allocation. Unsampled batches cost one pseudo-random draw.
 //
 // Windows are tumbling, per slot: a window closes after `window_rows`
-// sampled rows, or early at 16, 32, 64, ... rows when its score has already
+// sampled rows, or early at 8, 16, 32, ... rows when its score has already
 // reached 1 (so gross drift alarms within a few sampled requests). On
 // closing, the slot computes the window's statistics and drift score and
 // publishes them under the monitor's mutex: one short lock per window, never
@@ -49,6 +49,8 @@ inline constexpr double kDefaultMonitorSampleRate = 0.25;
 inline constexpr int64_t kDefaultMonitorWindowRows = 128;
 // A score at or above this is drift (part of the score's definition).
 inline constexpr double kDriftThreshold = 1.0;
+// A window may close early (on an alarm) from this many rows on.
+inline constexpr int64_t kFirstEarlyCheckRows = 8;
 
 struct MonitorOptions {
   // Fraction of batches sampled, in [0, 1]; 0 turns the monitor off.
@@ -95,8 +97,9 @@ struct MonitorSnapshot {
   uint64_t windows = 0;  // closed windows
   uint64_t alarms = 0;   // of which with score ≥ 1
   bool has_score = false;
-  double drift_score = 0;        // of the last closed window
-  int64_t last_window_rows = 0;  // rows in the last closed window
+  double drift_score = 0;               // of the last closed window
+  int64_t last_window_rows = 0;         // rows in the last closed window
+  double last_window_unix_seconds = 0;  // when it closed (0: none yet), for staleness
   SelfNormalizationReport probe;
   std::vector<MonitoredTensor> tensors;  // the input, then every dense layer
 };
@@ -144,6 +147,7 @@ class ModelMonitor {
   bool has_score_ = false;
   double score_ = 0;
   int64_t last_window_rows_ = 0;
+  double last_window_unix_seconds_ = 0;
   uint64_t sampled_batches_ = 0, sampled_rows_ = 0, windows_ = 0, alarms_ = 0;
 };
 
@@ -176,7 +180,7 @@ class MonitorSlot final : public LayerObserver {
   std::vector<UnitMoments> moments_;  // [0] input, [1 + k] layer k
   std::vector<ModelMonitor::TensorWindow> tensor_windows_;
   uint64_t batches_ = 0;
-  int64_t next_check_ = 16;
+  int64_t next_check_ = kFirstEarlyCheckRows;
 };
 
 }  // namespace selu::core

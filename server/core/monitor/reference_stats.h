@@ -77,7 +77,7 @@ struct LoadedReference {
 
 // Reads `<version_dir>/reference_stats.json` if it exists, else the model's
 // metadata. A bad reference is reported in `problem`, never an error: the
-// model serves with its monitor off.
+// model serves, with live figures but no drift score.
 LoadedReference LoadReferenceStats(const std::string& version_dir, const ModelSpec& spec);
 
 }  // namespace selu::core

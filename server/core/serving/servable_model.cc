@@ -65,7 +65,8 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
     LoadedReference reference = LoadReferenceStats(
         std::filesystem::path(path).parent_path().string(), shared_engine->spec());
     if (!reference.problem.empty()) {
-      notes.push_back("bad reference statistics, drift monitoring off: " + reference.problem);
+      notes.push_back("bad reference statistics (live figures only, no drift score): " +
+                      reference.problem);
     }
     auto probe = ProbeSelfNormalization(*shared_engine);
     if (!probe.ok()) return probe.status().WithPrefix(path);

@@ -218,12 +218,12 @@ TEST(ModelMonitorTest, QuietOnReferenceTrafficAlarmsOnShiftedAndScaledInputs) {
   EXPECT_GE(shifted.drift_score, kDriftThreshold);
 
   // Inputs ×16 on a fresh monitor: gross drift closes the first window
-  // early, at 16 rows, instead of waiting for 64.
+  // early, at 8 rows, instead of waiting for 64.
   MonitoredEngine fresh = Build(spec, {.sample_rate = 1.0, .window_rows = 64}, reference);
-  Serve(*fresh.computer, *fresh.context, Normal(16 * 5, 11, 0.0f, 16.0f), 16, 4);
+  Serve(*fresh.computer, *fresh.context, Normal(8 * 5, 11, 0.0f, 16.0f), 8, 4);
   MonitorSnapshot scaled = fresh.monitor->Snapshot();
   EXPECT_EQ(scaled.windows, 1u);
-  EXPECT_EQ(scaled.last_window_rows, 16);
+  EXPECT_EQ(scaled.last_window_rows, kFirstEarlyCheckRows);
   EXPECT_GE(scaled.drift_score, kDriftThreshold);
   EXPECT_EQ(scaled.alarms, 1u);
 }
