@@ -436,6 +436,45 @@ def export_selu_mlp(path, sizes, seed, softmax=False):
     return path
 
 
+def export_lecun_snn(path, sizes, seed):
+    """An nn.Sequential(Linear, SELU, ..., Linear) with LeCun-normal weights
+    (std 1/sqrt(fan_in)) and zero biases, as SNNs are initialised, exported
+    with a dynamic batch axis (opset 13; input 'x', output 'y'). Returns the
+    float64 torch model."""
+    import torch  # slow import: only where a model is made
+
+    torch.manual_seed(seed)
+    layers = []
+    for i in range(len(sizes) - 1):
+        linear = torch.nn.Linear(sizes[i], sizes[i + 1])
+        torch.nn.init.normal_(linear.weight, 0.0, 1.0 / np.sqrt(sizes[i]))
+        torch.nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.SELU())
+    net = torch.nn.Sequential(*layers).eval()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.onnx.export(net, torch.zeros(2, sizes[0]), path, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      opset_version=13)
+    return net.double()
+
+
+def write_csv(path, x, header=True):
+    """x [rows, features] as CSV (header f0,f1,..., 9 significant digits)."""
+    with open(path, "w") as f:
+        if header:
+            f.write(",".join("f%d" % j for j in range(x.shape[1])) + "\n")
+        for row in x:
+            f.write(",".join("%.9g" % v for v in row) + "\n")
+
+
+def run_calibrate(*args, timeout=120):
+    """`selu-serve calibrate ARGS...` (the real binary), its CompletedProcess."""
+    return subprocess.run([SERVE_BIN, "calibrate"] + list(args), capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def link_bundled_model(repository):
     """Puts the bundled digits_snn model (version 1) into `repository`."""
     dst = os.path.join(repository, BUNDLED_MODEL, "1")
@@ -510,6 +549,12 @@ def response_output(resp, rows, features):
     if data.size != rows * features:
         raise AssertionError("output holds %d values, wanted %d" % (data.size, rows * features))
     return data.reshape(rows, features)
+
+
+def monitor_check(server, name, version=""):
+    """selu.monitor.v1.ModelMonitor/Check of one model version."""
+    return server.monitor().Check(monitor_pb2.ModelMonitorRequest(name=name, version=version),
+                                  timeout=10)
 
 
 def statistics(stub, model=BUNDLED_MODEL, version=""):

@@ -28,29 +28,6 @@ RTOL = 1e-4
 ATOL = 1e-6
 
 
-def export_lecun_snn(path, sizes, seed):
-    """An nn.Sequential(Linear, SELU, ..., Linear) with LeCun-normal weights
-    (std 1/sqrt(fan_in)) and zero biases, as SNNs are initialised, exported
-    with a dynamic batch axis (opset 13). Returns the float64 torch model."""
-    import torch  # slow import: only where a model is made
-
-    torch.manual_seed(seed)
-    layers = []
-    for i in range(len(sizes) - 1):
-        linear = torch.nn.Linear(sizes[i], sizes[i + 1])
-        torch.nn.init.normal_(linear.weight, 0.0, 1.0 / np.sqrt(sizes[i]))
-        torch.nn.init.zeros_(linear.bias)
-        layers.append(linear)
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.SELU())
-    net = torch.nn.Sequential(*layers).eval()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.onnx.export(net, torch.zeros(2, sizes[0]), path, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-                      opset_version=13)
-    return net.double()
-
-
 def layer_outputs(net, x):
     """Each dense layer's output after its activation, in float64."""
     import torch
@@ -66,17 +43,10 @@ def layer_outputs(net, x):
     return outputs
 
 
-def write_csv(path, x, header=True):
-    with open(path, "w") as f:
-        if header:
-            f.write(",".join("f%d" % j for j in range(x.shape[1])) + "\n")
-        for row in x:
-            f.write(",".join("%.9g" % v for v in row) + "\n")
-
-
-def calibrate(*args):
-    return subprocess.run([s.SERVE_BIN, "calibrate"] + list(args), capture_output=True,
-                          text=True, timeout=120)
+# Shared with test_drift.py.
+export_lecun_snn = s.export_lecun_snn
+write_csv = s.write_csv
+calibrate = s.run_calibrate
 
 
 class CalibrateTest(s.ServerTestCase):

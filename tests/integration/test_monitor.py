@@ -95,9 +95,7 @@ def run_client(server, *args):
                           capture_output=True, text=True, timeout=60)
 
 
-def check(server, name, version=""):
-    return server.monitor().Check(monitor_pb2.ModelMonitorRequest(name=name, version=version),
-                                  timeout=10)
+check = s.monitor_check  # shared with test_drift.py
 
 
 def same_window(a, b):
