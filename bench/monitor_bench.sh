@@ -12,15 +12,16 @@
 # 2. Server. run_server_bench.sh with --monitor-sample-rate 0 (off), 0.25 (the
 #    default) and 1 (every batch), each against the bare echo server in the same round.
 #
-# Environment: ROUNDS [3], FILTER (engine benchmarks) [tiny|digits|big at batch 1, 8, 32],
+# Environment: ROUNDS [3], FILTER (engine benchmarks) [tiny, small (digits_snn's shape), big at batch 1, 8, 32],
 # SERVER=0 skips part 2; part 2 takes LOADS/REPEATS/DURATION as run_server_bench.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build/release}
 BASE=${2:-}
 ROUNDS=${ROUNDS:-3}
-FILTER=${FILTER:-'BM_Engine(Sampled)?/(tiny|digits|big)/(1|8|32)/ip$'}
+FILTER=${FILTER:-'BM_Engine(Sampled)?/(tiny|small|big)/(1|8|32)/ip$'}
 OUT=${OUT:-$(mktemp -d /tmp/selu-monitor-bench.XXXXXX)}
+mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 
 echo "results in $OUT" >&2

@@ -33,6 +33,7 @@ class UnitMoments {
   double TensorVariance() const;
 
  private:
+  friend double ExcessDivergence(const UnitMoments&, const TensorStats&, int64_t);
   int64_t features_ = 0;
   int64_t rows_ = 0;
   // Per unit: the window's first sample, and Σd, Σd², Σd³, Σd⁴ of d = x − it.
