@@ -23,6 +23,9 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
       "(the flag wins)."};
   app.option_defaults()->always_capture_default();
   app.get_formatter()->column_width(44);
+  app.footer(
+      "Also: selu-serve calibrate --model M --data CSV  writes a model's reference statistics "
+      "for the drift monitor (selu-serve calibrate --help).");
 
   app.add_option("--model-repository", o->model_repository,
                  "Folder of models: <repository>/<model>/config.pbtxt (optional) and "
