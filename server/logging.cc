@@ -7,7 +7,33 @@
 namespace selu {
 namespace {
 bool json_logs = false;
+
+// Text logs: one event is one line, so a line break or a terminal control
+// in a message (client text should reach here already quoted by
+// core::QuoteClientText) is escaped rather than forging a line.
+std::string PlainLogText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", byte);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
+
+}  // namespace
 
 void SetUpLogging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("selu-serve");
@@ -24,7 +50,7 @@ void SetUpLogging(const std::string& level, const std::string& format) {
 }
 
 std::string LogText(std::string_view text) {
-  if (!json_logs) return std::string(text);
+  if (!json_logs) return PlainLogText(text);
   std::string out;
   out.reserve(text.size() + 8);
   for (char c : text) {

@@ -13,7 +13,9 @@ namespace selu {
 void SetUpLogging(const std::string& level, const std::string& format);
 
 // Escapes `text` for inclusion in a JSON string when JSON logging is on;
-// returns it unchanged otherwise.
+// otherwise escapes line breaks (\n, \r) and other control bytes (\t,
+// \xNN), so one event stays one line. It does not shorten: text a client
+// sent is bounded where the message is built (core::QuoteClientText).
 std::string LogText(std::string_view text);
 
 }  // namespace selu

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include "server/core/base/client_text.h"
+
 namespace selu::grpc_transport {
 namespace {
 
@@ -35,7 +37,7 @@ std::string ExpectedShape(const core::ModelSpec& spec) {
 core::StatusOr<int64_t> RowsOf(const inference::ModelInferRequest::InferInputTensor& input,
                                const core::ModelSpec& spec, int64_t max_batch_size) {
   const auto& shape = input.shape();
-  const std::string where = "input '" + input.name() + "'";
+  const std::string where = "input '" + core::QuoteClientText(input.name()) + "'";
   bool matches = false;
   if (shape.size() == 2 && shape[1] == spec.input_features) matches = true;
   if (!matches && spec.input_shape.size() > 2 &&
@@ -65,13 +67,13 @@ core::StatusOr<int64_t> RowsOf(const inference::ModelInferRequest::InferInputTen
 Status CheckFinite(const float* data, int64_t count, int64_t features, const std::string& name) {
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(data[i])) {
-      return InvalidArgumentError("input '" + name + "' has a non-finite value (" +
-                                  (std::isnan(data[i]) ? "NaN"
-                                   : data[i] > 0       ? "+inf"
-                                                       : "-inf") +
-                                  ") at index " + std::to_string(i) + " (row " +
-                                  std::to_string(i / features) + ", column " +
-                                  std::to_string(i % features) + ")");
+      return InvalidArgumentError(
+          "input '" + core::QuoteClientText(name) + "' has a non-finite value (" +
+          (std::isnan(data[i]) ? "NaN"
+           : data[i] > 0       ? "+inf"
+                               : "-inf") +
+          ") at index " + std::to_string(i) + " (row " + std::to_string(i / features) +
+          ", column " + std::to_string(i % features) + ")");
     }
   }
   return core::OkStatus();
@@ -121,19 +123,21 @@ float Bfloat16ToFloat(uint16_t b) {
 Status DecodeInferInput(const inference::ModelInferRequest& request, const core::ModelSpec& spec,
                         int64_t max_batch_size, DecodedInput* out) {
   if (request.inputs_size() != 1) {
-    return InvalidArgumentError("model '" + request.model_name() + "' takes 1 input ('" +
-                                spec.input_name + "'), the request has " +
-                                std::to_string(request.inputs_size()));
+    return InvalidArgumentError("model '" + core::QuoteClientText(request.model_name()) +
+                                "' takes 1 input ('" + core::QuoteClientText(spec.input_name) +
+                                "'), the request has " + std::to_string(request.inputs_size()));
   }
   const auto& input = request.inputs(0);
   if (input.name() != spec.input_name) {
-    return InvalidArgumentError("unknown input '" + input.name() + "'; model '" +
-                                request.model_name() + "' takes input '" + spec.input_name + "'");
+    return InvalidArgumentError("unknown input '" + core::QuoteClientText(input.name()) +
+                                "'; model '" + core::QuoteClientText(request.model_name()) +
+                                "' takes input '" + core::QuoteClientText(spec.input_name) + "'");
   }
-  const std::string where = "input '" + input.name() + "'";
+  const std::string where = "input '" + core::QuoteClientText(input.name()) + "'";
   const int element_size = ElementSize(input.datatype());
   if (element_size == 0) {
-    return InvalidArgumentError(where + " has datatype '" + input.datatype() +
+    return InvalidArgumentError(where + " has datatype '" +
+                                core::QuoteClientText(input.datatype()) +
                                 "'; expected FP32 (FP64, FP16 and BF16 are converted)");
   }
   auto rows = RowsOf(input, spec, max_batch_size);
@@ -155,10 +159,10 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
     const std::string& raw = request.raw_input_contents(0);
     const size_t need = static_cast<size_t>(count) * element_size;
     if (raw.size() != need) {
-      return InvalidArgumentError("raw_input_contents for " + where + " holds " +
-                                  std::to_string(raw.size()) + " bytes; shape " +
-                                  ShapeString(input.shape()) + " of " + input.datatype() +
-                                  " needs " + std::to_string(need));
+      return InvalidArgumentError(
+          "raw_input_contents for " + where + " holds " + std::to_string(raw.size()) +
+          " bytes; shape " + ShapeString(input.shape()) + " of " +
+          core::QuoteClientText(input.datatype()) + " needs " + std::to_string(need));
     }
     out->raw = true;
     if (input.datatype() == "FP32") {
@@ -197,7 +201,7 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
       out->converted.assign(c.fp64_contents().begin(), c.fp64_contents().end());
       out->data = out->converted.data();
     } else {
-      return InvalidArgumentError(where + " is " + input.datatype() +
+      return InvalidArgumentError(where + " is " + core::QuoteClientText(input.datatype()) +
                                   ", which has no typed contents field; send it in "
                                   "raw_input_contents");
     }
@@ -208,7 +212,7 @@ Status DecodeInferInput(const inference::ModelInferRequest& request, const core:
         c.uint_contents_size() + c.uint64_contents_size() + c.bytes_contents_size() +
         (input.datatype() == "FP32" ? c.fp64_contents_size() : c.fp32_contents_size());
     if (stray > 0) {
-      return InvalidArgumentError(where + " is " + input.datatype() +
+      return InvalidArgumentError(where + " is " + core::QuoteClientText(input.datatype()) +
                                   " but its contents also hold values of another type");
     }
   }
@@ -221,8 +225,9 @@ core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& 
                                             inference::ModelInferResponse* response) {
   for (const auto& wanted : request.outputs()) {
     if (wanted.name() != spec.output_name) {
-      return InvalidArgumentError("unknown output '" + wanted.name() + "'; model '" +
-                                  request.model_name() + "' has output '" + spec.output_name + "'");
+      return InvalidArgumentError("unknown output '" + core::QuoteClientText(wanted.name()) +
+                                  "'; model '" + core::QuoteClientText(request.model_name()) +
+                                  "' has output '" + core::QuoteClientText(spec.output_name) + "'");
     }
   }
   response->set_model_name(request.model_name());

@@ -5,6 +5,7 @@
 #include <exception>
 #include <thread>
 
+#include "server/core/base/client_text.h"
 #include "server/grpc/finish_now.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/status_mapping.h"
@@ -71,7 +72,7 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
     model_->stats().RecordRequest(status, arrival_, *this);
     if (!status.ok()) {
       response_->Clear();
-      status = status.WithPrefix("model '" + model_->name() + "'");
+      status = status.WithPrefix("model '" + core::QuoteClientText(model_->name()) + "'");
     }
     FinishCall(ToGrpcStatus(status));
   }
@@ -321,8 +322,9 @@ namespace {
 // repository selu-serve serves.
 core::Status CheckRepositoryName(const std::string& name, const core::ModelRegistry& registry) {
   if (name.empty() || name == registry.root()) return core::OkStatus();
-  return core::NotFoundError("unknown model repository '" + name + "' (this server has one: '" +
-                             registry.root() + "'; leave repository_name empty)");
+  return core::NotFoundError("unknown model repository '" + core::QuoteClientText(name) +
+                             "' (this server has one: '" + registry.root() +
+                             "'; leave repository_name empty)");
 }
 
 // Runs a repository change on the registry's control thread and finishes
@@ -387,11 +389,11 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
         config_json = value.string_param();
       }
     } else if (key.rfind("file:", 0) == 0) {
-      status = core::UnimplementedError("parameter '" + key +
+      status = core::UnimplementedError("parameter '" + core::QuoteClientText(key) +
                                         "': model files in the request are not supported; put "
                                         "them in the model repository");
     } else {
-      status = core::InvalidArgumentError("unknown parameter '" + key +
+      status = core::InvalidArgumentError("unknown parameter '" + core::QuoteClientText(key) +
                                           "' (RepositoryModelLoad takes 'config')");
     }
   }

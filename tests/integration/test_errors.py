@@ -2,6 +2,8 @@
 message that names the problem; the server keeps serving afterwards. Also
 queue-full, message-size, deadline and cancellation behaviour."""
 
+import os
+import shutil
 import time
 import unittest
 
@@ -142,6 +144,151 @@ class MalformedRequestTest(s.SharedServerTestCase):
         req = s.infer_request(self.x[:1], raw=False)
         req.inputs[0].datatype = "FP16"
         self.assert_refused(req, INVALID, "FP16", "raw_input_contents")
+
+
+LONG = 20 * 1024  # a 20 KB name: over gRPC's 8 KB metadata limit if quoted whole
+SHORT_MESSAGE = 300  # bytes: what a status message quoting client text stays under
+FORGED_LINE = "2024-01-01T00:00:00.000000Z E FORGED"
+
+
+class ClientTextInMessagesTest(s.SharedRepositoryTestCase):
+    """Client text that a status message or log line quotes is cut to 128
+    bytes plus its size and has its line breaks escaped: a huge name gets
+    its real code (not RESOURCE_EXHAUSTED from the client's metadata limit),
+    and a name with a newline cannot write a line of its own into the log."""
+
+    SERVER_ARGS = ("--model-control-mode", "explicit", "--load-model", s.BUNDLED_MODEL)
+
+    @classmethod
+    def fill_repository(cls, repo):
+        # "spare" is not loaded at start: a refused load of it changes nothing
+        # that serves.
+        for name in (s.BUNDLED_MODEL, "spare"):
+            version = os.path.join(repo, name, "1")
+            os.makedirs(version)
+            shutil.copyfile(s.BUNDLED_ONNX, os.path.join(version, "model.onnx"))
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.x, _ = s.load_heldout()
+
+    def assert_short_refusal(self, code, call, request, *fragments):
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(request, timeout=30)
+        err = cm.exception
+        details = err.details() or ""
+        self.assertEqual(err.code(), code, details[:500])
+        self.assertLess(len(details.encode()), SHORT_MESSAGE, details[:500])
+        for fragment in fragments:
+            self.assertIn(fragment, details)
+        return details
+
+    def test_infer_with_a_20_kb_model_name_is_not_found(self):
+        details = self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], model="m" * LONG), "unknown model 'mmm",
+            "(20480 bytes)")
+        self.assertIn("m" * 128 + "\u2026 (20480 bytes)", details)
+
+    def test_infer_asking_for_a_100_kb_output_name_is_invalid(self):
+        self.assert_short_refusal(
+            INVALID, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], outputs=["o" * (100 * 1024)]), "unknown output 'ooo",
+            "(102400 bytes)", "has output")
+
+    def test_infer_with_long_version_input_name_and_datatype_is_invalid(self):
+        self.assert_short_refusal(
+            INVALID, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], version="9" * LONG), "model version '999",
+            "(20480 bytes)")
+        self.assert_short_refusal(
+            INVALID, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], input_name="i" * LONG), "unknown input 'iii",
+            "(20480 bytes)")
+        req = s.infer_request(self.x[:1])
+        req.inputs[0].datatype = "D" * LONG
+        self.assert_short_refusal(INVALID, self.stub.ModelInfer, req, "has datatype 'DDD",
+                                  "(20480 bytes)")
+
+    def test_short_names_are_quoted_unchanged(self):
+        self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], model="no_such_model"), "unknown model 'no_such_model'")
+
+    def test_metadata_ready_config_and_monitor_with_a_20_kb_name(self):
+        self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.ModelMetadata,
+            pb.ModelMetadataRequest(name="m" * LONG), "unknown model", "(20480 bytes)")
+        self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.ModelConfig,
+            pb.ModelConfigRequest(name="m" * LONG), "unknown model", "(20480 bytes)")
+        self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.server.monitor().Check,
+            s.monitor_pb2.ModelMonitorRequest(name="m" * LONG), "unknown model",
+            "(20480 bytes)")
+        # An unknown model is simply not ready; a malformed version is refused.
+        self.assertFalse(self.stub.ModelReady(pb.ModelReadyRequest(name="m" * LONG),
+                                              timeout=10).ready)
+        self.assert_short_refusal(
+            INVALID, self.stub.ModelReady,
+            pb.ModelReadyRequest(name=s.BUNDLED_MODEL, version="v" * LONG),
+            "model version 'vvv", "(20480 bytes)")
+        self.assert_short_refusal(
+            INVALID, self.server.monitor().Check,
+            s.monitor_pb2.ModelMonitorRequest(name=s.BUNDLED_MODEL, version="v" * LONG),
+            "model version 'vvv", "(20480 bytes)")
+
+    def test_repository_rpcs_with_20_kb_text(self):
+        load = self.stub.RepositoryModelLoad
+        self.assert_short_refusal(
+            INVALID, load, pb.RepositoryModelLoadRequest(model_name="m" * LONG),
+            "model name 'mmm", "(20480 bytes)", "not a plain folder name")
+        self.assert_short_refusal(
+            INVALID, self.stub.RepositoryModelUnload,
+            pb.RepositoryModelUnloadRequest(model_name="m" * LONG), "model name 'mmm",
+            "(20480 bytes)")
+        self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, load,
+            pb.RepositoryModelLoadRequest(repository_name="r" * LONG, model_name="spare"),
+            "unknown model repository 'rrr", "(20480 bytes)")
+        req = pb.RepositoryModelLoadRequest(model_name="spare")
+        req.parameters["k" * LONG].string_param = "1"
+        self.assert_short_refusal(INVALID, load, req, "unknown parameter 'kkk", "(20480 bytes)")
+        req = pb.RepositoryModelLoadRequest(model_name="spare")
+        req.parameters["config"].string_param = "{" + "x" * LONG
+        self.assert_short_refusal(INVALID, load, req, "parameter 'config'", "config JSON")
+        req = pb.RepositoryModelLoadRequest(model_name="spare")
+        req.parameters["config"].string_param = '{"name": "%s"}' % ("n" * LONG)
+        self.assert_short_refusal(grpc.StatusCode.FAILED_PRECONDITION, load, req,
+                                  "model 'spare'", "name 'nnn", "(20480 bytes)",
+                                  "does not match the model folder 'spare'")
+        # The refused loads changed nothing that serves.
+        self.assertTrue(self.stub.ModelReady(pb.ModelReadyRequest(name=s.BUNDLED_MODEL),
+                                             timeout=10).ready)
+
+    def test_a_newline_in_client_text_cannot_forge_a_log_line(self):
+        name = "x\n" + FORGED_LINE + " name"
+        # A config with a key the server does not use: its warning is logged
+        # with the model's name and the key, then the load finds no folder.
+        req = pb.RepositoryModelLoadRequest(model_name=name)
+        req.parameters["config"].string_param = (
+            '{"max_batch_size": 8, "k\\r\\n%s key": 1}' % FORGED_LINE)
+        details = self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.RepositoryModelLoad, req,
+            "no model folder 'x\\n" + FORGED_LINE + " name'")
+        self.assertNotIn("\n", details)
+        details = self.assert_short_refusal(
+            grpc.StatusCode.NOT_FOUND, self.stub.ModelInfer,
+            s.infer_request(self.x[:1], model=name), "unknown model 'x\\n" + FORGED_LINE)
+        self.assertNotIn("\n", details)
+        log = self.server.log_text()
+        # The warning was written, with the name and the key escaped...
+        self.assertIn("model 'x\\n" + FORGED_LINE + " name': the load request's 'config'", log)
+        self.assertIn("k\\r\\n" + FORGED_LINE + " key", log)
+        # ...and no line of the log is one the client wrote.
+        forged = [line for line in log.splitlines() if line.startswith(FORGED_LINE)]
+        self.assertEqual(forged, [], log[-3000:])
 
 
 class ResourceLimitTest(s.ServerTestCase):

@@ -9,6 +9,7 @@
 #include <map>
 #include <utility>
 
+#include "server/core/base/client_text.h"
 #include "server/core/model/model_config_warn.h"
 
 namespace selu::core {
@@ -98,7 +99,8 @@ Status ReadInstanceGroups(const inference::ModelConfig& config, std::string_view
     // The model's own name is what CompleteModelConfig reports, so a config
     // copied from the ModelConfig rpc reads back without warnings.
     if (!group.name().empty() && group.name() != model_name) {
-      Warn(warnings, field + ".name '" + group.name() + "' is ignored: instances are not named");
+      Warn(warnings, field + ".name '" + QuoteClientText(group.name()) +
+                         "' is ignored: instances are not named");
     }
   }
   if (total > kMaxConfigInstances) {
@@ -171,7 +173,8 @@ Status ReadParameters(const inference::ModelConfig& config, ModelConfigSettings*
     return sorted;
   }();
   for (const auto& [key, value] : parameters) {
-    const std::string field = "parameters['" + key + "'] '" + value + "'";
+    const std::string field =
+        "parameters['" + QuoteClientText(key) + "'] '" + QuoteClientText(value) + "'";
     if (key == "engine_primitive") {
       if (value != "inner_product" && value != "matmul") {
         return InvalidArgumentError(field + " must be inner_product or matmul");
@@ -197,7 +200,7 @@ Status ReadParameters(const inference::ModelConfig& config, ModelConfigSettings*
       }
       settings->monitor_window_rows = rows;
     } else {
-      Warn(warnings, "parameters['" + key +
+      Warn(warnings, "parameters['" + QuoteClientText(key) +
                          "'] is ignored: selu-serve reads only engine_primitive, "
                          "batch_execution, monitor_sample_rate and monitor_window_rows");
     }
@@ -233,17 +236,18 @@ StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConf
                                                       std::vector<std::string>* warnings) {
   ModelConfigSettings settings;
   if (!config.name().empty() && config.name() != model_name) {
-    return InvalidArgumentError("name '" + config.name() + "' does not match the model folder '" +
-                                std::string(model_name) + "'");
+    return InvalidArgumentError("name '" + QuoteClientText(config.name()) +
+                                "' does not match the model folder '" +
+                                QuoteClientText(model_name) + "'");
   }
   if (!config.platform().empty() && config.platform() != "onnxruntime_onnx") {
-    return InvalidArgumentError("platform '" + config.platform() +
+    return InvalidArgumentError("platform '" + QuoteClientText(config.platform()) +
                                 "' is not served by selu-serve (ONNX models only: "
                                 "onnxruntime_onnx)");
   }
   if (!config.backend().empty() && config.backend() != "onnxruntime" &&
       config.backend() != "selu") {
-    return InvalidArgumentError("backend '" + config.backend() +
+    return InvalidArgumentError("backend '" + QuoteClientText(config.backend()) +
                                 "' is not served by selu-serve (ONNX models only: onnxruntime "
                                 "or selu)");
   }
@@ -259,7 +263,8 @@ StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConf
 
   if (!config.default_model_filename().empty()) {
     if (!IsPlainFileName(config.default_model_filename())) {
-      return InvalidArgumentError("default_model_filename '" + config.default_model_filename() +
+      return InvalidArgumentError("default_model_filename '" +
+                                  QuoteClientText(config.default_model_filename()) +
                                   "' must be a plain file name");
     }
     settings.model_filename = config.default_model_filename();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "server/core/base/client_text.h"
 #include "server/core/model/model_config.h"
 
 namespace selu::core {
@@ -54,8 +55,9 @@ Status CheckTensors(const Tensors& tensors, const std::string& kind, const std::
   const auto& tensor = tensors[0];
   const std::string field = kind + "[0]";
   if (tensor.name() != model_name) {
-    return InvalidArgumentError(field + ".name '" + tensor.name() + "' is not the model's " + kind +
-                                " '" + model_name + "'");
+    return InvalidArgumentError(field + ".name '" + QuoteClientText(tensor.name()) +
+                                "' is not the model's " + kind + " '" +
+                                QuoteClientText(model_name) + "'");
   }
   if (tensor.data_type() != inference::TYPE_FP32) {
     return InvalidArgumentError(field + ".data_type " + DataTypeName(tensor.data_type()) +

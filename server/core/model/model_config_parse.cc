@@ -13,6 +13,7 @@
 #include <optional>
 #include <utility>
 
+#include "server/core/base/client_text.h"
 #include "server/core/model/model_config.h"
 #include "server/core/model/model_config_warn.h"
 
@@ -272,7 +273,11 @@ StatusOr<inference::ModelConfig> ParseModelConfigJson(std::string_view json,
   const auto status = pb::util::JsonStringToMessage(input, &config, options);
   if (!status.ok()) {
     const auto message = status.message();
-    return InvalidArgumentError("config JSON: " + std::string(message.data(), message.size()));
+    // protobuf's message may quote the JSON (a snippet around the error, a
+    // bad enum name): it is the client's text.
+    return InvalidArgumentError(
+        "config JSON: " +
+        QuoteClientText(std::string_view(message.data(), message.size()), 2 * kClientTextLimit));
   }
   // The JSON parser drops unknown fields silently; read the text again as a
   // generic object to name them.
@@ -281,8 +286,15 @@ StatusOr<inference::ModelConfig> ParseModelConfigJson(std::string_view json,
     std::vector<std::string> unknown;
     CollectUnknownJsonFields(object, inference::ModelConfig::descriptor(), "", &unknown);
     if (!unknown.empty()) {
+      // The keys are the client's: each is quoted, and a long list is cut.
+      constexpr size_t kMaxListed = 16;
       std::string list;
-      for (const std::string& name : unknown) list += (list.empty() ? "" : ", ") + name;
+      for (size_t i = 0; i < unknown.size() && i < kMaxListed; ++i) {
+        list += (i == 0 ? "" : ", ") + QuoteClientText(unknown[i]);
+      }
+      if (unknown.size() > kMaxListed) {
+        list += " and " + std::to_string(unknown.size() - kMaxListed) + " more";
+      }
       Warn(warnings, "config JSON: fields not used by selu-serve are ignored: " + list);
     }
   }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "server/core/base/client_text.h"
 #include "server/core/monitor/reference_stats.h"
 
 namespace selu::core {
@@ -48,7 +49,7 @@ Status CheckModelName(std::string_view name) {
   const bool plain = name.size() <= 255 && name != "." && name != ".." && name[0] != '.' &&
                      name.find_first_of(std::string_view("/\\\0", 3)) == std::string_view::npos;
   if (!plain) {
-    return InvalidArgumentError("model name '" + std::string(name) +
+    return InvalidArgumentError("model name '" + QuoteClientText(name) +
                                 "' is not a plain folder name of the model repository");
   }
   return OkStatus();

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "server/core/base/client_text.h"
+
 namespace selu::core {
 
 namespace fs = std::filesystem;
@@ -112,15 +114,16 @@ StatusOr<std::shared_ptr<ServableModel>> ModelRegistry::Find(std::string_view na
   if (!version.empty()) {
     wanted = ParseModelVersion(version);
     if (!wanted) {
-      return InvalidArgumentError("model version '" + std::string(version) +
+      return InvalidArgumentError("model version '" + QuoteClientText(version) +
                                   "' is not a positive integer");
     }
   }
   std::shared_lock lock(mu_);
   const ModelEntry* entry = FindEntryLocked(name);
-  if (entry == nullptr) return NotFoundError("unknown model '" + std::string(name) + "'");
+  if (entry == nullptr) return NotFoundError("unknown model '" + QuoteClientText(name) + "'");
   if (!entry->wanted) {
-    return UnavailableError("model '" + entry->name + "' is not loaded (" + entry->reason + ")");
+    return UnavailableError("model '" + QuoteClientText(entry->name) + "' is not loaded (" +
+                            entry->reason + ")");
   }
   const VersionSlot* found = nullptr;
   for (const VersionSlot& slot : entry->versions) {
@@ -132,17 +135,18 @@ StatusOr<std::shared_ptr<ServableModel>> ModelRegistry::Find(std::string_view na
   }
   if (found == nullptr) {
     if (wanted) {
-      return NotFoundError("model '" + entry->name + "' has no version " + std::string(version) +
-                           " being served");
+      return NotFoundError("model '" + QuoteClientText(entry->name) + "' has no version " +
+                           QuoteClientText(version) + " being served");
     }
-    return UnavailableError("model '" + entry->name + "' is not ready: " + entry->reason);
+    return UnavailableError("model '" + QuoteClientText(entry->name) +
+                            "' is not ready: " + entry->reason);
   }
   if (!found->model) {
-    return UnavailableError("model '" + entry->name + "' version " +
+    return UnavailableError("model '" + QuoteClientText(entry->name) + "' version " +
                             std::to_string(found->version) + " is not ready: " + found->reason);
   }
   if (!found->model->ready()) {
-    return UnavailableError("model '" + entry->name + "' version " +
+    return UnavailableError("model '" + QuoteClientText(entry->name) + "' version " +
                             found->model->version_string() + " is being unloaded");
   }
   return found->model;

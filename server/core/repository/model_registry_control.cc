@@ -14,6 +14,7 @@
 #include <system_error>
 #include <thread>
 
+#include "server/core/base/client_text.h"
 #include "server/core/repository/model_registry.h"
 
 namespace selu::core {
@@ -26,8 +27,8 @@ void ModelRegistry::Retire(std::vector<std::shared_ptr<ServableModel>> models) {
   for (auto& model : models) {
     // Queued and running requests finish on the old version.
     model->Drain(deadline);
-    Log("info", "model '" + model->name() + "' version " + model->version_string() +
-                    " drained and unloaded");
+    Log("info", "model '" + QuoteClientText(model->name()) + "' version " +
+                    model->version_string() + " drained and unloaded");
   }
   {
     std::unique_lock lock(mu_);
@@ -55,7 +56,7 @@ Status ModelRegistry::Unload(const std::string& name) {
     if (entry == nullptr) {
       std::error_code ec;
       if (!fs::is_directory(fs::path(options_.root) / name, ec)) {
-        return NotFoundError("unknown model '" + name + "'");
+        return NotFoundError("unknown model '" + QuoteClientText(name) + "'");
       }
       entry = InsertEntryLocked(name);
     }
@@ -70,7 +71,7 @@ Status ModelRegistry::Unload(const std::string& name) {
     entry->reason = "unloaded";
     entry->fingerprint.clear();
   }
-  Log("info", "model '" + name + "' unloading");
+  Log("info", "model '" + QuoteClientText(name) + "' unloading");
   if (options_.on_change) options_.on_change();
   Retire(std::move(retired));
   return OkStatus();
@@ -174,7 +175,8 @@ void ModelRegistry::LoadModel(std::string name, std::optional<std::string> confi
       [this, name = std::move(name), config = std::move(config), warnings = std::move(warnings),
        done] {
         for (const std::string& warning : warnings) {
-          Log("warn", "model '" + name + "': the load request's 'config': " + warning);
+          Log("warn",
+              "model '" + QuoteClientText(name) + "': the load request's 'config': " + warning);
         }
         done(Reconcile(name, /*explicit_load=*/true, config ? &*config : nullptr));
       },

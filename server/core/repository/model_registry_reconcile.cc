@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "server/core/base/client_text.h"
 #include "server/core/repository/model_registry.h"
 
 namespace selu::core {
@@ -58,8 +59,8 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   const fs::path dir = fs::path(options_.root) / name;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    const Status gone = NotFoundError("no model folder '" + name + "' in the model repository '" +
-                                      options_.root + "'");
+    const Status gone = NotFoundError("no model folder '" + QuoteClientText(name) +
+                                      "' in the model repository '" + options_.root + "'");
     if (current == nullptr) return gone;
     // The folder was removed: stop serving the model and forget it.
     std::vector<std::shared_ptr<ServableModel>> retired;
@@ -75,7 +76,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
       }
       models_.erase(models_.begin() + (entry - models_.data()));
     }
-    Log("info", "model '" + name + "' removed from the repository: unloading");
+    Log("info", "model '" + QuoteClientText(name) + "' removed from the repository: unloading");
     if (options_.on_change) options_.on_change();
     Retire(std::move(retired));
     return gone;
@@ -91,7 +92,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
     return OkStatus();
   }
   for (const std::string& warning : folder.warnings) {
-    Log("warn", "model '" + name + "': " + warning);
+    Log("warn", "model '" + QuoteClientText(name) + "': " + warning);
   }
 
   if (!folder.config_status.ok()) {
@@ -108,9 +109,9 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
       entry->reason = reason;
       entry->fingerprint = folder.fingerprint;
     }
-    Log("error", "model '" + name + "': " + reason);
+    Log("error", "model '" + QuoteClientText(name) + "': " + reason);
     if (options_.on_change) options_.on_change();
-    return FailedPreconditionError("model '" + name + "': " + reason);
+    return FailedPreconditionError("model '" + QuoteClientText(name) + "': " + reason);
   }
 
   const ModelServingOptions serving = ApplySettings(options_.serving, settings);
@@ -154,7 +155,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
       const ServableModel& m = *slot.model;
       const ModelSpec& spec = m.spec();
       Log("info",
-          "model '" + name + "' version " + std::to_string(d.version) +
+          "model '" + QuoteClientText(name) + "' version " + std::to_string(d.version) +
               " READY: " + std::to_string(spec.layers.size()) + " layers, " +
               std::to_string(spec.input_features) + " -> " + std::to_string(spec.output_features) +
               ", max_batch_size " + std::to_string(m.max_batch_size()) + ", execution " +
@@ -167,14 +168,14 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
       const bool bad_reference = m.monitor().state() == MonitorState::kBadReference;
       for (const std::string& note : m.load_notes()) {
         const bool warn = bad_reference && note.starts_with("bad reference");
-        Log(warn ? "warn" : "info",
-            "model '" + name + "' version " + std::to_string(d.version) + ": " + note);
+        Log(warn ? "warn" : "info", "model '" + QuoteClientText(name) + "' version " +
+                                        std::to_string(d.version) + ": " + note);
       }
     } else {
       slot.state = ModelState::kFailed;
       slot.reason = model.status().message();
       if (newest_failure.empty()) newest_failure = slot.reason;
-      Log("error", "model '" + name + "' version " + std::to_string(d.version) +
+      Log("error", "model '" + QuoteClientText(name) + "' version " + std::to_string(d.version) +
                        " failed to load: " + slot.reason);
     }
     const bool ready = slot.state == ModelState::kReady;
@@ -203,9 +204,9 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
         } else {
           VersionSlot missing;
           missing.version = *it;
-          missing.reason =
-              "version_policy.specific names version " + std::to_string(*it) + " but '" +
-              (dir / std::to_string(*it) / settings.model_filename).string() + "' does not exist";
+          missing.reason = "version_policy.specific names version " + std::to_string(*it) +
+                           " but '" + (dir / std::to_string(*it)).string() + "/" +
+                           QuoteClientText(settings.model_filename) + "' does not exist";
           slots.push_back(std::move(missing));
           if (newest_failure.empty()) newest_failure = slots.back().reason;
         }
@@ -224,7 +225,8 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
       if (!on_disk) continue;
       std::erase_if(slots, [&](const VersionSlot& s) { return s.version == before.version; });
       slots.push_back(before);
-      Log("warn", "model '" + name + "': keeping version " + std::to_string(before.version) +
+      Log("warn", "model '" + QuoteClientText(name) + "': keeping version " +
+                      std::to_string(before.version) +
                       " serving, no version chosen by the version policy loads");
     }
   }
@@ -233,7 +235,8 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
 
   std::string reason;
   if (disk.empty() && slots.empty()) {
-    reason = "no version folder with a " + settings.model_filename + " in '" + dir.string() + "'";
+    reason = "no version folder with a " + QuoteClientText(settings.model_filename) + " in '" +
+             dir.string() + "'";
   } else if (ready == 0) {
     reason = "no version loads: " + newest_failure;
   }
@@ -258,11 +261,12 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
     entry->reason = reason;
     entry->fingerprint = folder.fingerprint;
   }
-  if (!reason.empty()) Log("error", "model '" + name + "' UNAVAILABLE: " + reason);
+  if (!reason.empty()) Log("error", "model '" + QuoteClientText(name) + "' UNAVAILABLE: " + reason);
   if (options_.on_change) options_.on_change();
   old.clear();  // the retired versions' last references are in `retired`
   Retire(std::move(retired));
-  if (ready == 0) return FailedPreconditionError("model '" + name + "': " + reason);
+  if (ready == 0)
+    return FailedPreconditionError("model '" + QuoteClientText(name) + "': " + reason);
   return OkStatus();
 }
 

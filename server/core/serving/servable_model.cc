@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "server/core/base/client_text.h"
 #include "server/core/base/stable_file.h"
 #include "server/core/serving/mlp_batch_computer.h"
 
@@ -41,7 +42,8 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   bytes->shrink_to_fit();
   if (config != nullptr) {
     Status checked = CheckModelConfigAgainstModel(*config, *spec);
-    if (!checked.ok()) return checked.WithPrefix("the configuration of '" + name + "'");
+    if (!checked.ok())
+      return checked.WithPrefix("the configuration of '" + QuoteClientText(name) + "'");
   }
   inference::ModelConfig served =
       CompleteModelConfig(config ? *config : inference::ModelConfig(), name, *spec,
