@@ -8,7 +8,8 @@
 #      scripts CI runs (deploy/install-deps.sh, deploy/test.sh).
 #   2. Kubernetes: every kustomization under deploy/k8s rendered by
 #      `kubectl kustomize`, each object validated against the Kubernetes
-#      OpenAPI schemas (npm kubernetes-models, @kubernetes-models/prometheus-operator).
+#      OpenAPI schemas (npm kubernetes-models, @kubernetes-models/prometheus-operator,
+#      @kubernetes-models/cert-manager).
 #   3. Prometheus: promtool check config / check rules.
 #   4. Grafana + alerts: every metric their exprs name is exported by the real
 #      selu-serve (started on port 0, sent requests, /metrics scraped).
@@ -44,6 +45,7 @@ NPM_PKGS=(
   dockerfile-utils@0.16.3
   kubernetes-models@4.4.2
   @kubernetes-models/prometheus-operator@4.4.4
+  @kubernetes-models/cert-manager@4.4.4
   js-yaml@4.1.0
 )
 

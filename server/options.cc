@@ -68,6 +68,19 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "Largest request accepted; larger ones get RESOURCE_EXHAUSTED")
       ->envname("SELU_MAX_RECEIVE_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1024}, int64_t{2047} << 20));
+  app.add_option("--tls-cert", o->tls_cert,
+                 "PEM certificate (chain) of the gRPC port; with --tls-key, the port speaks "
+                 "TLS only (the metrics endpoint stays plaintext)")
+      ->envname("SELU_TLS_CERT");
+  app.add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert")->envname("SELU_TLS_KEY");
+  app.add_option("--tls-client-ca", o->tls_client_ca,
+                 "PEM CA bundle: require client certificates signed by it (mutual TLS)")
+      ->envname("SELU_TLS_CLIENT_CA");
+  app.add_option("--tls-reload-seconds", o->tls_reload_seconds,
+                 "Seconds between re-reads of the TLS files: replaced files take effect for new "
+                 "connections without a restart")
+      ->envname("SELU_TLS_RELOAD_SECONDS")
+      ->check(CLI::Range(1, 86400));
   app.add_option("--max-batch-size", o->max_batch_size,
                  "Most rows per engine call (and per request), per model")
       ->envname("SELU_MAX_BATCH_SIZE")

@@ -27,6 +27,16 @@ struct ServerOptions {
   std::string metrics_port_file;
   int64_t max_receive_message_bytes = 64 << 20;
 
+  // TLS of the gRPC port (server/tls_credentials.h). Empty cert and key:
+  // plaintext. Both set: TLS only, plaintext connections are refused.
+  // A client CA as well: mutual TLS, every client must present a certificate
+  // signed by it. The metrics endpoint stays plaintext (bind it to localhost
+  // or a private interface).
+  std::string tls_cert;         // PEM certificate chain, the server's first
+  std::string tls_key;          // PEM private key of that certificate
+  std::string tls_client_ca;    // PEM CA bundle that client certificates must chain to
+  int tls_reload_seconds = 10;  // how often the three files are re-read
+
   // Batching defaults for every model (config.pbtxt will override per model).
   int64_t max_batch_size = 64;
   // 0: dispatch as soon as a worker is free; batches still form from what

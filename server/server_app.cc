@@ -13,6 +13,7 @@
 
 #include "server/logging.h"
 #include "server/process_lifecycle.h"
+#include "server/tls_credentials.h"
 
 namespace selu {
 
@@ -30,10 +31,13 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
               std::chrono::microseconds(test_delay ? std::strtoll(test_delay, nullptr, 10) : 0)});
   app->monitor_service_ = std::make_unique<grpc_transport::MonitorService>();
 
+  SELU_ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ServerCredentials> credentials,
+                        MakeServerCredentials(options));
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &app->port_);
+  builder.AddListeningPort(options.grpc_address, credentials, &app->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(app->service_.get());
@@ -44,10 +48,13 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
                                   " (address in use or not permitted?)");
   }
   app->SetHealth(false);
+  const std::string security = options.tls_cert.empty()        ? "plaintext"
+                               : options.tls_client_ca.empty() ? "TLS"
+                                                               : "mutual TLS";
   spdlog::info(LogText("listening on " + options.grpc_address + " (port " +
-                       std::to_string(app->port_) + "), selu-serve " SELU_VERSION ", oneDNN " +
-                       std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-                       std::to_string(v->patch)));
+                       std::to_string(app->port_) + ", " + security +
+                       "), selu-serve " SELU_VERSION ", oneDNN " + std::to_string(v->major) + "." +
+                       std::to_string(v->minor) + "." + std::to_string(v->patch)));
   if (!options.port_file.empty() && !WritePortFile(options.port_file, app->port_)) {
     return core::FailedPreconditionError("cannot write port file '" + options.port_file + "'");
   }

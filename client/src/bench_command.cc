@@ -194,7 +194,7 @@ int RunBench(const ConnectionOptions& connection, const BenchOptions& o) {
 
   std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs;
   for (int k = 0; k < o.connections; ++k) {
-    auto channel = MakeChannel(connection.address, k);
+    auto channel = MakeChannel(connection, k);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
       std::fprintf(stderr, "selu-client: bench: cannot connect to %s\n",
                    connection.address.c_str());
@@ -271,7 +271,8 @@ int RunBench(const ConnectionOptions& connection, const BenchOptions& o) {
   }
   result.options = {{"call", o.call},
                     {"host", connection.address},
-                    {"insecure", true},
+                    {"insecure", !connection.tls.enabled()},
+                    {"skipTLS", connection.tls.skip_verify},
                     {"total", o.duration_s > 0 ? 0 : o.total},
                     {"concurrency", o.concurrency},
                     {"connections", o.connections},

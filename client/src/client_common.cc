@@ -10,16 +10,6 @@
 
 namespace selu::client {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int channel_id) {
-  grpc::ChannelArguments args;
-  // Distinct arguments and a local subchannel pool: each channel is its own
-  // TCP connection (bench --connections).
-  args.SetInt("grpc.channel_id", channel_id);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
 void SetDeadline(grpc::ClientContext* context, double timeout_s) {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -19,10 +19,26 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRpcError = 1;
 inline constexpr int kExitUsage = 2;
 
+// How the channel is secured, with ghz's flag names. TLS is on when any of
+// cacert, cert, key, cname or skip_verify is set; otherwise plaintext.
+struct TlsOptions {
+  std::string cacert;        // --cacert: PEM CA(s) that verify the server (default: system's)
+  std::string cert;          // --cert: PEM client certificate, for mutual TLS (with key)
+  std::string key;           // --key: its PEM private key
+  std::string cname;         // --cname: name checked in the server certificate
+  bool skip_verify = false;  // --skipTLS: TLS without verifying the server
+  bool plaintext = false;    // --insecure: plaintext (the default; conflicts with the above)
+
+  bool enabled() const {
+    return !cacert.empty() || !cert.empty() || !key.empty() || !cname.empty() || skip_verify;
+  }
+};
+
 // Options every subcommand takes.
 struct ConnectionOptions {
   std::string address = "localhost:8001";  // host:port; env SELU_ADDRESS
   double timeout_s = 10.0;                 // deadline of each RPC
+  TlsOptions tls;
 };
 
 // A usage error (bad flag value, unreadable input): printed, exit code 2.
@@ -31,7 +47,11 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int channel_id = 0);
+// The one channel factory of every subcommand (client/src/channel.cc):
+// plaintext or TLS per `connection.tls`. `channel_id` > 0 makes a channel its
+// own TCP connection (bench --connections). Throws UsageError for conflicting
+// TLS flags or unreadable certificate files.
+std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& connection, int channel_id = 0);
 
 // Sets the deadline `timeout_s` from now on a fresh context.
 void SetDeadline(grpc::ClientContext* context, double timeout_s);

@@ -135,7 +135,7 @@ void PrintTable(const std::vector<OutputMatrix>& outputs, bool argmax) {
 }  // namespace
 
 int RunInfer(const ConnectionOptions& connection, const InferOptions& options, const Rows& rows) {
-  auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection.address));
+  auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection));
   std::string input_name = options.input_name;
   if (input_name.empty()) {
     grpc::ClientContext context;

@@ -8,7 +8,7 @@
 namespace selu::client {
 
 int RunHealth(const ConnectionOptions& connection, const std::string& service) {
-  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(connection.address));
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
   SetDeadline(&context, connection.timeout_s);
   grpc::health::v1::HealthCheckRequest request;
@@ -24,7 +24,7 @@ int RunHealth(const ConnectionOptions& connection, const std::string& service) {
 
 int RunMetadata(const ConnectionOptions& connection, const std::string& model,
                 const std::string& version) {
-  auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection.address));
+  auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
   SetDeadline(&context, connection.timeout_s);
   if (model.empty()) {

@@ -50,6 +50,22 @@ int main(int argc, char** argv) {
                      "Deadline of each RPC: seconds, or a duration like 500ms, 10s, 1m "
                      "(load and unload: 5m unless given, as a large model takes seconds)")
           ->capture_default_str();
+  // ghz's TLS flags, for every subcommand (before or after it).
+  TlsOptions& tls = connection.tls;
+  app.add_option("--cacert", tls.cacert,
+                 "TLS: PEM CA certificate(s) that verify the server (default: the system's)")
+      ->envname("SELU_CACERT");
+  app.add_option("--cert", tls.cert, "Mutual TLS: PEM client certificate (with --key)")
+      ->envname("SELU_CERT");
+  app.add_option("--key", tls.key, "Mutual TLS: PEM private key of --cert")->envname("SELU_KEY");
+  app.add_option("--cname", tls.cname,
+                 "TLS: server name to check in its certificate instead of the address's host")
+      ->envname("SELU_CNAME");
+  app.add_flag("--skipTLS", tls.skip_verify,
+               "TLS without verifying the server's certificate chain and name (as ghz: "
+               "testing only)");
+  app.add_flag("--insecure", tls.plaintext,
+               "Plaintext (the default unless a TLS flag is given; as ghz)");
 
   std::string service;
   auto* health = app.add_subcommand(
@@ -122,7 +138,6 @@ int main(int argc, char** argv) {
 
   BenchOptions bench_options;
   std::string duration_text, format = "summary", host, proto_ignored;
-  bool insecure_ignored = false;
   auto* bench = app.add_subcommand(
       "bench", "ghz-compatible ModelInfer load: -d/-D take the request as ghz's JSON");
   bench->add_option("host", host, "host:port (as ghz takes it; overrides --address)");
@@ -144,8 +159,6 @@ int main(int argc, char** argv) {
                     "Leave the first N out of the report");
   bench->add_option("-O,--format", format, "summary or json")
       ->check(CLI::IsMember({"summary", "json"}));
-  bench->add_flag("--insecure", insecure_ignored,
-                  "Accepted for ghz compatibility (always plaintext)");
   bench->add_option("--proto", proto_ignored, "Accepted for ghz compatibility (not needed)");
 
   try {

@@ -13,7 +13,7 @@ namespace {
 
 std::unique_ptr<inference::GRPCInferenceService::Stub> NewStub(
     const ConnectionOptions& connection) {
-  return inference::GRPCInferenceService::NewStub(MakeChannel(connection.address));
+  return inference::GRPCInferenceService::NewStub(MakeChannel(connection));
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ void PrintStats(const ModelMonitorResponse& r) {
 
 int RunStats(const ConnectionOptions& connection, const std::string& model,
              const std::string& version, bool json) {
-  auto stub = selu::monitor::v1::ModelMonitor::NewStub(MakeChannel(connection.address));
+  auto stub = selu::monitor::v1::ModelMonitor::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
   SetDeadline(&context, connection.timeout_s);
   selu::monitor::v1::ModelMonitorRequest request;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Validates rendered Kubernetes manifests (multi-document YAML files) against
 // the Kubernetes OpenAPI schemas shipped by the npm package kubernetes-models
-// (and @kubernetes-models/prometheus-operator for ServiceMonitor), with ajv.
+// (and @kubernetes-models/prometheus-operator for ServiceMonitor,
+// @kubernetes-models/cert-manager for Certificate), with ajv.
 //
 //   NODE_PATH=<dir>/node_modules node validate-k8s.js rendered.yaml...
 //
@@ -16,7 +17,8 @@ function modelsFor(apiVersion) {
   const candidates = apiVersion === "v1"
     ? ["kubernetes-models/v1"]
     : [`kubernetes-models/${apiVersion}`,
-       `@kubernetes-models/prometheus-operator/${apiVersion}`];
+       `@kubernetes-models/prometheus-operator/${apiVersion}`,
+       `@kubernetes-models/cert-manager/${apiVersion}`];
   for (const c of candidates) {
     try {
       return require(c);

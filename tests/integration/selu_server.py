@@ -98,11 +98,14 @@ class SeluServer:
     model is expected to fail). None: wait for the port only.
     metrics: serve /metrics on a free port of 127.0.0.1 (its port is in
     `metrics_port` once started); False passes --metrics-address "" (none).
+    credentials: grpc.ChannelCredentials for a server started with --tls-cert
+    (the start-up wait, `channel` and new_channel() use them); None: plaintext.
     """
 
     def __init__(self, *args, repository=BUNDLED_REPOSITORY, env=None, ready_service="",
-                 grace_s=10.0, metrics=True):
+                 grace_s=10.0, metrics=True, credentials=None):
         self.args = list(args)
+        self.credentials = credentials
         self.repository = repository
         self.env = dict(os.environ)
         self.env.update(env or {})
@@ -138,7 +141,7 @@ class SeluServer:
             if self.metrics:
                 # Written just after the gRPC port file, before models load.
                 self.metrics_port = self._wait_for_port(metrics_port_file)
-            self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
+            self.channel = self.new_channel()
             grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
             if self.ready_service is not None:
                 self.wait_for_health(self.ready_service, health_pb2.HealthCheckResponse.SERVING)
@@ -266,8 +269,14 @@ class SeluServer:
     def monitor(self):
         return monitor_pb2_grpc.ModelMonitorStub(self.channel)
 
-    def new_channel(self):
-        return grpc.insecure_channel("127.0.0.1:%d" % self.port)
+    def new_channel(self, credentials=None):
+        """A channel to the server: with `credentials`, else the server's own
+        (TLS when it was started with them), else plaintext."""
+        target = "127.0.0.1:%d" % self.port
+        credentials = credentials or self.credentials
+        if credentials is not None:
+            return grpc.secure_channel(target, credentials)
+        return grpc.insecure_channel(target)
 
 
 def http_get(url, timeout=10):
