@@ -16,6 +16,15 @@ core::Status ValidateMonitorFlags(const core::MonitorOptions& monitor) {
       "--monitor-window-rows (SELU_MONITOR_WINDOW_ROWS)");
 }
 
+core::StatusOr<grpc_transport::RestrictedProtocols> ParseRestrictedProtocolFlags(
+    const std::vector<std::string>& specs) {
+  auto parsed = grpc_transport::RestrictedProtocols::Parse(specs);
+  if (!parsed.ok()) {
+    return parsed.status().WithPrefix("--grpc-restricted-protocol (SELU_GRPC_RESTRICTED_PROTOCOL)");
+  }
+  return parsed;
+}
+
 std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
   CLI::App app{
       "selu-serve: a gRPC inference server (Open Inference Protocol v2) for self-normalizing "
@@ -68,6 +77,14 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "Largest request accepted; larger ones get RESOURCE_EXHAUSTED")
       ->envname("SELU_MAX_RECEIVE_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1024}, int64_t{2047} << 20));
+  app.add_option("--grpc-restricted-protocol", o->grpc_restricted_protocols,
+                 "Restrict protocol groups to calls whose metadata has <header> with exactly "
+                 "<value>: '<group>[,<group>...]:<header>=<value>' (repeatable; the variable "
+                 "separates several with ';'). Groups: health, metadata, inference, "
+                 "model-config, model-repository, statistics, monitor. Others get "
+                 "PERMISSION_DENIED")
+      ->envname("SELU_GRPC_RESTRICTED_PROTOCOL")
+      ->delimiter(';');
   app.add_option("--tls-cert", o->tls_cert,
                  "PEM certificate (chain) of the gRPC port; with --tls-key, the port speaks "
                  "TLS only (the metrics endpoint stays plaintext)")
@@ -140,6 +157,10 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
     app.parse(argc, argv);
     if (const core::Status monitor = ValidateMonitorFlags(o->monitor); !monitor.ok()) {
       throw CLI::ValidationError(monitor.message());
+    }
+    if (auto restricted = ParseRestrictedProtocolFlags(o->grpc_restricted_protocols);
+        !restricted.ok()) {
+      throw CLI::ValidationError(restricted.status().message());
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

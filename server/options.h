@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/core/monitor/model_monitor.h"
+#include "server/grpc/restricted_protocols.h"
 
 namespace selu {
 
@@ -26,6 +27,9 @@ struct ServerOptions {
   // Same for the metrics port.
   std::string metrics_port_file;
   int64_t max_receive_message_bytes = 64 << 20;
+  // --grpc-restricted-protocol, as Triton's: "<group>[,<group>...]:<header>=<value>"
+  // each (server/grpc/restricted_protocols.h); empty: every group open.
+  std::vector<std::string> grpc_restricted_protocols;
 
   // TLS of the gRPC port (server/tls_credentials.h). Empty cert and key:
   // plaintext. Both set: TLS only, plaintext connections are refused.
@@ -62,6 +66,11 @@ struct ServerOptions {
 // The monitor flags checked with the core's own rule
 // (core::ValidateMonitorOptions); INVALID_ARGUMENT naming the flag.
 core::Status ValidateMonitorFlags(const core::MonitorOptions& monitor);
+
+// --grpc-restricted-protocol parsed; INVALID_ARGUMENT naming the flag and the
+// bad part.
+core::StatusOr<grpc_transport::RestrictedProtocols> ParseRestrictedProtocolFlags(
+    const std::vector<std::string>& specs);
 
 // Parses argv. On --help or an error, prints and returns the exit code to use
 // (0 for --help); otherwise returns nullopt and fills `options`.

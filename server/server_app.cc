@@ -23,13 +23,16 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   const auto* v = dnnl::version();
   // SELU_TEST_SUBMIT_DELAY_US: for tests of model swaps only (no flag).
   const char* test_delay = std::getenv("SELU_TEST_SUBMIT_DELAY_US");
+  SELU_ASSIGN_OR_RETURN(grpc_transport::RestrictedProtocols restricted,
+                        ParseRestrictedProtocolFlags(options.grpc_restricted_protocols));
   app->service_ =
       std::make_unique<grpc_transport::InferenceService>(grpc_transport::InferenceServiceOptions{
           .server_name = "selu-serve",
           .server_version = SELU_VERSION,
+          .restricted_protocols = restricted,
           .test_submit_delay =
               std::chrono::microseconds(test_delay ? std::strtoll(test_delay, nullptr, 10) : 0)});
-  app->monitor_service_ = std::make_unique<grpc_transport::MonitorService>();
+  app->monitor_service_ = std::make_unique<grpc_transport::MonitorService>(restricted);
 
   SELU_ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ServerCredentials> credentials,
                         MakeServerCredentials(options));
@@ -55,6 +58,12 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
                        std::to_string(app->port_) + ", " + security +
                        "), selu-serve " SELU_VERSION ", oneDNN " + std::to_string(v->major) + "." +
                        std::to_string(v->minor) + "." + std::to_string(v->patch)));
+  for (int g = 0; g < static_cast<int>(grpc_transport::ProtocolGroup::kCount); ++g) {
+    const auto group = static_cast<grpc_transport::ProtocolGroup>(g);
+    if (!restricted.restricted(group)) continue;
+    spdlog::info(LogText("protocol '" + std::string(grpc_transport::ProtocolGroupName(group)) +
+                         "' restricted to calls with header '" + restricted.header(group) + "'"));
+  }
   if (!options.port_file.empty() && !WritePortFile(options.port_file, app->port_)) {
     return core::FailedPreconditionError("cannot write port file '" + options.port_file + "'");
   }

@@ -37,7 +37,7 @@ class Slot;
 // State shared by the slots and the thread that started them.
 struct Run {
   const BenchOptions* options = nullptr;
-  double timeout_s = 0;
+  const ConnectionOptions* connection = nullptr;  // deadline and metadata of every call
   bool open_loop = false;
   uint64_t limit = 0;  // sequence numbers below this are sent (closed loop)
   std::optional<Clock::time_point> end;
@@ -78,7 +78,7 @@ class Slot {
     sequence_ = sequence;
     intended_ = intended;
     context_.emplace();
-    SetDeadline(&*context_, run_->timeout_s);
+    PrepareContext(&*context_, *run_->connection);
     response_.Clear();
     const auto& request = (*requests_)[sequence % requests_->size()];
     stub_->async()->ModelInfer(&*context_, &request, &response_,
@@ -205,7 +205,7 @@ int RunBench(const ConnectionOptions& connection, const BenchOptions& o) {
 
   Run run;
   run.options = &o;
-  run.timeout_s = connection.timeout_s;
+  run.connection = &connection;
   run.open_loop = o.rps > 0;
   run.limit = o.duration_s > 0 ? UINT64_MAX : static_cast<uint64_t>(o.total);
   std::vector<std::unique_ptr<Slot>> slots;

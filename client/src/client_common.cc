@@ -3,9 +3,11 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace selu::client {
@@ -14,6 +16,69 @@ void SetDeadline(grpc::ClientContext* context, double timeout_s) {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
                             std::chrono::duration<double>(timeout_s)));
+}
+
+void PrepareContext(grpc::ClientContext* context, const ConnectionOptions& connection) {
+  SetDeadline(context, connection.timeout_s);
+  for (const auto& [key, value] : connection.metadata) context->AddMetadata(key, value);
+}
+
+namespace {
+
+std::string Trimmed(const std::string& text) {
+  const size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
+}
+
+// gRPC refuses to send other keys (lowercase: HTTP/2 header names), and
+// values outside printable ASCII unless the key ends in "-bin".
+std::pair<std::string, std::string> CheckedMetadata(std::string key, std::string value) {
+  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool key_ok =
+      !key.empty() && key.rfind("grpc-", 0) != 0 && std::all_of(key.begin(), key.end(), [](char c) {
+        return std::islower(static_cast<unsigned char>(c)) ||
+               std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
+  if (!key_ok) {
+    throw UsageError("metadata key '" + key +
+                     "': use letters, digits, '-', '_' and '.' (not starting with 'grpc-')");
+  }
+  const bool binary = key.size() > 4 && key.compare(key.size() - 4, 4, "-bin") == 0;
+  if (!binary &&
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    throw UsageError("metadata '" + key + "': the value must be printable ASCII");
+  }
+  return {std::move(key), std::move(value)};
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> ParseHeader(const std::string& text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) {
+    throw UsageError("-H '" + text.substr(0, text.find_first_of(" \t")) +
+                     "...': expected 'key: value'");
+  }
+  return CheckedMetadata(Trimmed(text.substr(0, colon)), Trimmed(text.substr(colon + 1)));
+}
+
+std::vector<std::pair<std::string, std::string>> ParseMetadataJson(const std::string& json) {
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(json);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(std::string("--metadata is not JSON: ") + e.what());
+  }
+  if (!parsed.is_object())
+    throw UsageError("--metadata must be a JSON object: '{\"key\": \"value\"}'");
+  std::vector<std::pair<std::string, std::string>> metadata;
+  for (const auto& [key, value] : parsed.items()) {
+    if (!value.is_string())
+      throw UsageError("--metadata '" + key + "': the value must be a string");
+    metadata.push_back(CheckedMetadata(key, value.get<std::string>()));
+  }
+  return metadata;
 }
 
 namespace {

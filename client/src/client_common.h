@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace selu::client {
@@ -39,6 +40,9 @@ struct ConnectionOptions {
   std::string address = "localhost:8001";  // host:port; env SELU_ADDRESS
   double timeout_s = 10.0;                 // deadline of each RPC
   TlsOptions tls;
+  // -H 'key: value' and --metadata JSON: sent with every RPC (a server's
+  // --grpc-restricted-protocol headers, for one). Keys lowercase.
+  std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 // A usage error (bad flag value, unreadable input): printed, exit code 2.
@@ -55,6 +59,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& connection, 
 
 // Sets the deadline `timeout_s` from now on a fresh context.
 void SetDeadline(grpc::ClientContext* context, double timeout_s);
+// What every RPC of every subcommand gets on its fresh context: the deadline
+// `connection.timeout_s` from now and `connection.metadata`.
+void PrepareContext(grpc::ClientContext* context, const ConnectionOptions& connection);
+
+// One -H value, "key: value" (spaces around either trimmed, key lowercased,
+// the value may hold ':'). Throws UsageError for a missing ':' or a key or
+// value gRPC cannot send.
+std::pair<std::string, std::string> ParseHeader(const std::string& text);
+// --metadata as ghz takes it: a JSON object of strings, '{"key": "value"}'.
+// Throws UsageError.
+std::vector<std::pair<std::string, std::string>> ParseMetadataJson(const std::string& json);
 
 // "UNAVAILABLE", "NOT_FOUND", ... (the names grpc::StatusCode uses).
 const char* CodeName(grpc::StatusCode code);

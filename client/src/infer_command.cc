@@ -139,7 +139,7 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
   std::string input_name = options.input_name;
   if (input_name.empty()) {
     grpc::ClientContext context;
-    SetDeadline(&context, connection.timeout_s);
+    PrepareContext(&context, connection);
     inference::ModelMetadataRequest request;
     request.set_name(options.model);
     request.set_version(options.version);
@@ -159,7 +159,7 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
   for (size_t first = 0; first < rows.size(); first += batch) {
     const size_t count = std::min(batch, rows.size() - first);
     grpc::ClientContext context;
-    SetDeadline(&context, connection.timeout_s);
+    PrepareContext(&context, connection);
     inference::ModelInferResponse response;
     const grpc::Status status =
         stub->ModelInfer(&context, MakeRequest(options, input_name, rows, first, count), &response);

@@ -10,7 +10,7 @@ namespace selu::client {
 int RunHealth(const ConnectionOptions& connection, const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
@@ -26,7 +26,7 @@ int RunMetadata(const ConnectionOptions& connection, const std::string& model,
                 const std::string& version) {
   auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   if (model.empty()) {
     inference::ServerMetadataResponse response;
     const grpc::Status status =

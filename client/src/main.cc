@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "client/src/bench_command.h"
 #include "client/src/client_common.h"
@@ -66,6 +67,16 @@ int main(int argc, char** argv) {
                "testing only)");
   app.add_flag("--insecure", tls.plaintext,
                "Plaintext (the default unless a TLS flag is given; as ghz)");
+
+  // Metadata of every RPC: curl's -H and ghz's -m/--metadata.
+  std::vector<std::string> headers;
+  std::string metadata_json;
+  app.add_option("-H,--header", headers,
+                 "Metadata sent with every RPC: 'key: value' (repeatable), e.g. a server's "
+                 "--grpc-restricted-protocol header")
+      ->allow_extra_args(false);
+  app.add_option("-m,--metadata", metadata_json,
+                 "Metadata sent with every RPC as ghz takes it: JSON '{\"key\": \"value\"}'");
 
   std::string service;
   auto* health = app.add_subcommand(
@@ -169,6 +180,10 @@ int main(int argc, char** argv) {
   }
 
   try {
+    for (const std::string& header : headers) connection.metadata.push_back(ParseHeader(header));
+    if (!metadata_json.empty()) {
+      for (auto& entry : ParseMetadataJson(metadata_json)) connection.metadata.push_back(entry);
+    }
     connection.timeout_s = ParseDurationSeconds(timeout_text);
     if (connection.timeout_s <= 0) throw UsageError("--timeout must be positive");
     if ((*load || *unload) && timeout_option->count() == 0)

@@ -21,7 +21,7 @@ std::unique_ptr<inference::GRPCInferenceService::Stub> NewStub(
 int RunModels(const ConnectionOptions& connection, bool json, bool ready_only) {
   auto stub = NewStub(connection);
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   inference::RepositoryIndexRequest request;
   request.set_ready(ready_only);
   inference::RepositoryIndexResponse index;
@@ -53,7 +53,7 @@ int RunConfig(const ConnectionOptions& connection, const std::string& model,
               const std::string& version) {
   auto stub = NewStub(connection);
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   inference::ModelConfigRequest request;
   request.set_name(model);
   request.set_version(version);
@@ -82,7 +82,7 @@ int RunLoad(const ConnectionOptions& connection, const std::string& model,
   }
   auto stub = NewStub(connection);
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   inference::RepositoryModelLoadResponse response;
   const grpc::Status status = stub->RepositoryModelLoad(&context, request, &response);
   if (!status.ok()) return ReportRpcError("RepositoryModelLoad " + model, status);
@@ -93,7 +93,7 @@ int RunLoad(const ConnectionOptions& connection, const std::string& model,
 int RunUnload(const ConnectionOptions& connection, const std::string& model) {
   auto stub = NewStub(connection);
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   inference::RepositoryModelUnloadRequest request;
   request.set_model_name(model);
   inference::RepositoryModelUnloadResponse response;

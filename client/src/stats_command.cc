@@ -93,7 +93,7 @@ int RunStats(const ConnectionOptions& connection, const std::string& model,
              const std::string& version, bool json) {
   auto stub = selu::monitor::v1::ModelMonitor::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
-  SetDeadline(&context, connection.timeout_s);
+  PrepareContext(&context, connection);
   selu::monitor::v1::ModelMonitorRequest request;
   request.set_name(model);
   request.set_version(version);

@@ -116,12 +116,22 @@ core::StatusOr<core::ModelRegistry*> InferenceService::Registry() const {
   return registry;
 }
 
+grpc::ServerUnaryReactor* InferenceService::RefuseRestricted(
+    Rpc rpc, RpcCounters& counters, Clock::time_point start,
+    grpc::CallbackServerContext* context) const {
+  const ProtocolGroup group = ProtocolGroupOf(rpc);
+  const RestrictedProtocols& restricted = options_.restricted_protocols;
+  if (restricted.Allowed(group, *context)) return nullptr;
+  return FinishNow(counters, start, context, restricted.Denial(group));
+}
+
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* response) {
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kServerLive];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kServerLive, counters, start, context)) return refused;
   response->set_live(true);
   return FinishNow(counters, start, context, grpc::Status::OK);
 }
@@ -132,6 +142,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerCont
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kServerReady];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kServerReady, counters, start, context)) return refused;
   auto registry = Registry();
   response->set_ready(!shutting_down() && registry.ok() && (*registry)->AllReady());
   return FinishNow(counters, start, context, grpc::Status::OK);
@@ -143,6 +154,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelReady];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kModelReady, counters, start, context)) return refused;
   auto registry = Registry();
   if (!registry.ok()) {
     response->set_ready(false);
@@ -163,6 +175,8 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kServerMetadata];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kServerMetadata, counters, start, context))
+    return refused;
   response->set_name(options_.server_name);
   response->set_version(options_.server_version);
   return FinishNow(counters, start, context, grpc::Status::OK);
@@ -174,6 +188,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelMetadata];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kModelMetadata, counters, start, context))
+    return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->name(), request->version());
@@ -204,6 +220,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelInfer];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kModelInfer, counters, start, context)) return refused;
   if (shutting_down()) {
     return FinishNow(counters, start, context,
                      grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -282,6 +299,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelStatistics];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kModelStatistics, counters, start, context))
+    return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   if (!request->name().empty()) {
@@ -308,6 +327,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kModelConfig];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kModelConfig, counters, start, context)) return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   auto model = (*registry)->Find(request->name(), request->version());
@@ -355,6 +375,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kRepositoryIndex];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kRepositoryIndex, counters, start, context))
+    return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   const core::Status repository = CheckRepositoryName(request->repository_name(), **registry);
@@ -376,6 +398,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kRepositoryModelLoad];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kRepositoryModelLoad, counters, start, context))
+    return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   core::Status status = CheckRepositoryName(request->repository_name(), **registry);
@@ -409,6 +433,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
   const Clock::time_point start = Clock::now();
   RpcCounters& counters = rpc_stats_[Rpc::kRepositoryModelUnload];
   counters.Start();
+  if (auto* refused = RefuseRestricted(Rpc::kRepositoryModelUnload, counters, start, context))
+    return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   const core::Status repository = CheckRepositoryName(request->repository_name(), **registry);

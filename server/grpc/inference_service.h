@@ -14,6 +14,7 @@
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/repository/model_registry.h"
+#include "server/grpc/restricted_protocols.h"
 #include "server/grpc/rpc_stats.h"
 
 namespace selu::grpc_transport {
@@ -21,6 +22,8 @@ namespace selu::grpc_transport {
 struct InferenceServiceOptions {
   std::string server_name = "selu-serve";
   std::string server_version;
+  // Protocol groups whose rpcs need a metadata header (none by default).
+  RestrictedProtocols restricted_protocols;
   // Tests only: a pause between looking a model up and queuing the request,
   // which widens the window in which a swap can retire the version found.
   std::chrono::microseconds test_submit_delay{0};
@@ -89,6 +92,11 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
  private:
   // Null while loading. The registry to use, or an UNAVAILABLE status.
   core::StatusOr<core::ModelRegistry*> Registry() const;
+  // Null when `rpc`'s protocol group lets the call in; otherwise the call,
+  // answered PERMISSION_DENIED and counted.
+  grpc::ServerUnaryReactor* RefuseRestricted(Rpc rpc, RpcCounters& counters,
+                                             core::Clock::time_point start,
+                                             grpc::CallbackServerContext* context) const;
 
   std::atomic<core::ModelRegistry*> registry_{nullptr};
   InferenceServiceOptions options_;

@@ -86,6 +86,9 @@ grpc::ServerUnaryReactor* MonitorService::Check(
   const auto start = std::chrono::steady_clock::now();
   core::CallCounters& counters = call_stats_.check();
   counters.Start();
+  if (!restricted_.Allowed(ProtocolGroup::kMonitor, *context)) {
+    return FinishNow(counters, start, context, restricted_.Denial(ProtocolGroup::kMonitor));
+  }
   const core::ModelRegistry* registry = registry_.load(std::memory_order_acquire);
   if (registry == nullptr) {
     return FinishNow(counters, start, context,

@@ -14,11 +14,13 @@
 #include <atomic>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "proto/monitor.grpc.pb.h"
 #include "server/core/base/call_stats.h"
 #include "server/core/monitor/model_monitor.h"
 #include "server/core/repository/model_registry.h"
+#include "server/grpc/restricted_protocols.h"
 
 namespace selu::grpc_transport {
 
@@ -41,6 +43,10 @@ class MonitorCallStats final : public core::CallStatsSource {
 
 class MonitorService final : public selu::monitor::v1::ModelMonitor::CallbackService {
  public:
+  // Check needs the "monitor" group's header if `restricted` restricts it.
+  explicit MonitorService(RestrictedProtocols restricted = {})
+      : restricted_(std::move(restricted)) {}
+
   // Until this is called the models are loading: Check answers UNAVAILABLE.
   // `registry` must outlive the service.
   void SetRegistry(const core::ModelRegistry* registry) {
@@ -55,6 +61,7 @@ class MonitorService final : public selu::monitor::v1::ModelMonitor::CallbackSer
  private:
   std::atomic<const core::ModelRegistry*> registry_{nullptr};
   MonitorCallStats call_stats_;
+  RestrictedProtocols restricted_;
 };
 
 }  // namespace selu::grpc_transport
