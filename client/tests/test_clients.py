@@ -228,11 +228,16 @@ class ClientTest(ClientAssertions, SharedServerTestCase):
         self.assertIn("[OK]\t50 responses", out)
 
     def test_bench_open_loop_holds_the_rate(self):
-        report = self.bench(["--rps", "200", "-z", "3s", "-c", "16"])
-        self.assertEqual(report["endReason"], "timeout")
-        self.assertAlmostEqual(report["count"], 600, delta=30)
-        self.assertAlmostEqual(report["rps"], 200, delta=10)
-        self.assertEqual(report["statusCodeDistribution"], {"OK": report["count"]})
+        # Open loop: request i is due at start + i/rps, so 300 requests at 200/s
+        # cannot all have been sent before request 299 is due, 1.495 s in: a
+        # lower bound the schedule guarantees however slow the machine (no
+        # upper bound or measured rate is asserted: those depend on load).
+        report = self.bench(["--rps", "200", "-n", "300", "-c", "16"])
+        self.assertEqual(report["endReason"], "normal")
+        self.assertEqual(report["count"], 300)
+        self.assertEqual(report["options"]["rps"], 200)
+        self.assertEqual(report["statusCodeDistribution"], {"OK": 300})
+        self.assertGreaterEqual(report["total"], 299 * 10 ** 9 // 200)
 
     # ---- the Python example
 

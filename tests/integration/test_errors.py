@@ -4,7 +4,7 @@ queue-full, message-size, deadline and cancellation behaviour."""
 
 import os
 import shutil
-import time
+import tempfile
 import unittest
 
 import grpc
@@ -12,6 +12,7 @@ import numpy as np
 
 import selu_server as s
 from selu_server import pb
+from test_metrics import parse_exposition
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -333,54 +334,137 @@ class ResourceLimitTest(s.ServerTestCase):
         self.assertTrue(stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready)
 
 
+def requests_by_code(text, model=s.BUNDLED_MODEL):
+    """{code: count} of selu_inference_requests_total{model} on a /metrics page
+    (codes counted at least once)."""
+    return {lab["code"]: v for lab, v in parse_exposition(text).select(
+        "selu_inference_requests_total", model=model, version="1") if v}
+
+
+def grpc_handled(text, method="ModelInfer"):
+    """{grpc_code: count} of grpc_server_handled_total for one inference rpc
+    (codes counted at least once)."""
+    return {lab["grpc_code"]: v for lab, v in parse_exposition(text).select(
+        "grpc_server_handled_total", grpc_service="inference.GRPCInferenceService",
+        grpc_method=method) if v}
+
+
+def queue_depth(server):
+    return parse_exposition(server.scrape()).value(
+        "selu_inference_queue_depth", model=s.BUNDLED_MODEL, version="1")
+
+
+def computed_rows(stats):
+    """{batch size: engine calls} from ModelStatistics' batch_stats, where every
+    engine call is counted, whatever became of its requests."""
+    return {b.batch_size: b.compute_infer.count for b in stats.batch_stats
+            if b.compute_infer.count}
+
+
+# Server-side evidence comes from the server's own books: a DEADLINE_EXCEEDED or
+# CANCELLED the client raised by itself would leave selu_inference_requests_total
+# and grpc_server_handled_total without that code, and a request that was
+# computed and then failed would show in execution_count and batch_stats.
+WAIT_S = 15.0
+
+
 class DeadlineAndCancellationTest(s.ServerTestCase):
+    def wait_for_code(self, server, code):
+        return s.wait_until(lambda: requests_by_code(server.scrape()).get(code, 0) >= 1, WAIT_S,
+                            lambda: "the server to count a %s (counted: %s)"
+                            % (code, requests_by_code(server.scrape())))
+
     def test_deadline_while_queued(self):
-        server = self.start_server("--max-queue-delay-us", "1000000")
+        # The batcher waits 2 s for company; the request's 0.1 s deadline passes
+        # in the queue. The former wakes at the earliest deadline in the queue
+        # and answers the expired request without computing it.
+        server = self.start_server("--max-queue-delay-us", "2000000")
         stub = server.inference()
         x, _ = s.load_heldout()
-        t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             stub.ModelInfer(s.infer_request(x[:3]), timeout=0.1)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-        self.assertLess(time.monotonic() - t0, 0.9, "the deadline was not honoured")
-        # Healthy afterwards: a request with time to spare is answered
-        # correctly, and the expired one was never computed (the server is
-        # fresh, so its statistics count exactly these two requests).
-        resp = stub.ModelInfer(s.infer_request(x[:2]), timeout=10)
+        # The code above may be the client's own timer: the server must have
+        # counted the request as DEADLINE_EXCEEDED itself, out of its queue.
+        self.wait_for_code(server, "DEADLINE_EXCEEDED")
+        s.wait_until(lambda: queue_depth(server) == 0, WAIT_S, "the queue to empty")
+        # Healthy afterwards: a request with time to spare is answered correctly.
+        resp = stub.ModelInfer(s.infer_request(x[:2]), timeout=30)
         np.testing.assert_allclose(s.response_output(resp, 2, 10), s.bundled_reference()(x[:2]),
                                    rtol=0, atol=s.TOLERANCE)
-        self.assertTrue(stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready)
+        # The server is fresh: its books hold exactly these two requests, and
+        # the only engine call was the 2-row one (the expired 3 rows never ran).
+        text = server.scrape()
+        self.assertEqual(requests_by_code(text), {"OK": 1, "DEADLINE_EXCEEDED": 1})
+        self.assertEqual(grpc_handled(text), {"OK": 1, "DeadlineExceeded": 1})
         after = s.statistics(stub)
+        self.assertEqual(after.execution_count, 1)
+        self.assertEqual(computed_rows(after), {2: 1})
         self.assertEqual(after.inference_count, 2)
         self.assertEqual(after.inference_stats.success.count, 1)
         self.assertEqual(after.inference_stats.fail.count, 1)
 
+    def test_queue_timeout_is_the_servers_deadline(self):
+        # default_queue_policy's timeout (0.2 s) expires the request in the queue
+        # while the client would wait 30 s: the DEADLINE_EXCEEDED, and its
+        # message, can only come from the server.
+        repo = tempfile.mkdtemp(prefix="selu-it-queue-timeout-")
+        self.addCleanup(shutil.rmtree, repo, True)
+        s.link_bundled_model(repo)
+        with open(os.path.join(repo, s.BUNDLED_MODEL, "config.pbtxt"), "w") as f:
+            f.write('name: "%s"\ndynamic_batching { max_queue_delay_microseconds: 2000000 '
+                    'default_queue_policy { default_timeout_microseconds: 200000 } }\n'
+                    % s.BUNDLED_MODEL)
+        server = self.start_server(repository=repo)
+        stub = server.inference()
+        x, _ = s.load_heldout()
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ModelInfer(s.infer_request(x[:3]), timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED,
+                         cm.exception.details())
+        self.assertRegex(cm.exception.details(),
+                         r"^model 'digits_snn': deadline exceeded after \d+ µs in queue$")
+        text = server.scrape()
+        self.assertEqual(requests_by_code(text), {"DEADLINE_EXCEEDED": 1})
+        self.assertEqual(grpc_handled(text), {"DeadlineExceeded": 1})
+        after = s.statistics(stub)
+        self.assertEqual(after.execution_count, 0)
+        self.assertEqual(computed_rows(after), {})
+        self.assertEqual(after.inference_count, 0)
+        self.assertEqual(after.inference_stats.fail.count, 1)
+
     def test_cancel_while_queued(self):
-        server = self.start_server("--max-queue-delay-us", "1000000")
+        server = self.start_server("--max-queue-delay-us", "2000000")
         stub = server.inference()
         x, _ = s.load_heldout()
         future = stub.ModelInfer.future(s.infer_request(x[:4]), timeout=30)
-        time.sleep(0.2)
+        s.wait_until(lambda: queue_depth(server) == 1, WAIT_S, "the request to be queued")
         self.assertTrue(future.cancel())
         self.assertTrue(future.cancelled())
         with self.assertRaises(grpc.FutureCancelledError):
             future.result()
-        # Two requests that share a batch after the cancelled one is dropped.
+        # The client cancelled by itself: the server must have seen it and
+        # dropped the request from its queue.
+        self.wait_for_code(server, "CANCELLED")
+        s.wait_until(lambda: queue_depth(server) == 0, WAIT_S, "the queue to empty")
+        # Two requests after the cancelled one was dropped.
         futures = [stub.ModelInfer.future(s.infer_request(x[i:i + 3]), timeout=30)
                    for i in (10, 20)]
         ref = s.bundled_reference()
         for i, f in zip((10, 20), futures):
             np.testing.assert_allclose(s.response_output(f.result(), 3, 10), ref(x[i:i + 3]),
                                        rtol=0, atol=s.TOLERANCE)
-        # Give the server time to notice the cancellation if it has not yet.
-        deadline = time.monotonic() + 5
-        while True:
-            after = s.statistics(stub)
-            if after.inference_stats.fail.count > 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        self.assertEqual(after.inference_count, 6,
-                         "the cancelled request's rows were computed")
+        text = server.scrape()
+        self.assertEqual(requests_by_code(text), {"OK": 2, "CANCELLED": 1})
+        self.assertEqual(grpc_handled(text), {"OK": 2, "Canceled": 1})
+        after = s.statistics(stub)
+        # Every engine call is in batch_stats: they computed the 6 rows of the
+        # two answered requests and not the cancelled request's 4, however the
+        # two were batched (together or apart).
+        batches = computed_rows(after)
+        self.assertEqual(sum(size * n for size, n in batches.items()), 6, batches)
+        self.assertEqual(after.execution_count, sum(batches.values()))
+        self.assertEqual(after.inference_count, 6)
         self.assertEqual(after.inference_stats.success.count, 2)
         self.assertEqual(after.inference_stats.fail.count, 1)
 

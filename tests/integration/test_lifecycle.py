@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -21,14 +22,38 @@ from selu_server import health_pb2, pb
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-# Server bug (reported): after the drain, gRPC's Server::Shutdown answers some
-# new calls CANCELLED instead of UNAVAILABLE. Set to False once fixed: the
-# graceful-shutdown test then accepts UNAVAILABLE only, and the dedicated test
-# below runs.
-# After SIGTERM a request is refused UNAVAILABLE (retryable elsewhere), never
-# CANCELLED: selu-serve drains and exits instead of calling
-# grpc::Server::Shutdown, which cancels calls that arrive while it runs.
-REFUSED_AFTER_SIGTERM = (grpc.StatusCode.UNAVAILABLE,)
+# After SIGTERM a request is refused UNAVAILABLE (retryable elsewhere) by the
+# server itself, with one of these messages: inference_service.cc's while the
+# server shuts down, or the batcher's kDrainingMessage
+# (server/core/serving/dynamic_batcher.h) for a request that reached a
+# draining queue. Any other UNAVAILABLE is the client's own: "failed to
+# connect", "Connection reset by peer", "Socket closed" -- what a server that
+# simply exited would also give.
+SHUTTING_DOWN_MESSAGE = "server is shutting down; send to another replica"
+DRAINING_MESSAGE = ("draining: the model version is being unloaded or replaced, or the "
+                    "server is shutting down")
+
+
+def outcome(error):
+    """How a ModelInfer ended: "OK" (error None), "REFUSED" (the server's
+    UNAVAILABLE), "CONNECTION" (the client's UNAVAILABLE: no server answered),
+    or the code's name."""
+    if error is None:
+        return "OK"
+    details = error.details() or ""
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        if details == SHUTTING_DOWN_MESSAGE or details.endswith(DRAINING_MESSAGE):
+            return "REFUSED"
+        return "CONNECTION"
+    return error.code().name
+
+
+def infer_outcome(stub, request, timeout=5):
+    try:
+        stub.ModelInfer(request, timeout=timeout)
+        return "OK", ""
+    except grpc.RpcError as e:
+        return outcome(e), e.details() or ""
 
 
 class GracefulShutdownTest(s.ServerTestCase):
@@ -59,14 +84,16 @@ class GracefulShutdownTest(s.ServerTestCase):
         time.sleep(0.1)  # queued: the batch waits 300 ms for more requests
         self.assertFalse(any(f.done() for f in futures),
                          "requests finished before SIGTERM: nothing left to drain")
-        t0 = time.monotonic()
         server.terminate()
-        # The drain may finish in milliseconds: once the server says it is
-        # not ready (or is gone), a new request must be refused.
+        # Once the server says it is not ready, a new request is refused by
+        # the server itself (it lingers 100 ms after the drain for exactly
+        # this), not by a connection that went away.
         self.wait_until_refusing(server)
         with self.assertRaises(grpc.RpcError) as cm:
             stub.ModelInfer(s.infer_request(x[:1]), timeout=5)
-        self.assertIn(cm.exception.code(), REFUSED_AFTER_SIGTERM, cm.exception.details())
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE,
+                         cm.exception.details())
+        self.assertEqual(cm.exception.details(), SHUTTING_DOWN_MESSAGE)
 
         for i, future in enumerate(futures):
             resp = future.result(timeout=grace)  # raises if the request was lost
@@ -74,34 +101,105 @@ class GracefulShutdownTest(s.ServerTestCase):
             np.testing.assert_allclose(s.response_output(resp, 2, 10), expected[i:i + 2],
                                        rtol=0, atol=s.TOLERANCE)
         self.assertEqual(server.wait(grace + 5), 0)
-        self.assertLess(time.monotonic() - t0, grace, "shutdown took longer than the grace")
+        # Finished within the grace: the server says so, and did not give up
+        # on calls still in flight.
         log = server.log_text()
-        self.assertIn("shutting down", log)
+        self.assertIn("shutting down: draining for at most", log)
+        self.assertIn("drained", log)
+        self.assertNotIn("still in flight at the end of the grace period", log)
 
-    def test_requests_after_sigterm_are_unavailable_never_cancelled(self):
+    def test_requests_after_sigterm_are_refused_by_the_server(self):
         x, _ = s.load_heldout()
         request = s.infer_request(x[:1])
-        codes = collections.Counter()
+        while_running, after_exit = collections.Counter(), collections.Counter()
+        examples = {}
         for _ in range(5):  # the window is short: several shutdowns
             server = self.start_server()
             stub = server.inference()
             server.terminate()
             self.wait_until_refusing(server)
             while server.proc.poll() is None:
-                try:
-                    stub.ModelInfer(request, timeout=5)
-                    codes["OK"] += 1
-                except grpc.RpcError as e:
-                    codes[e.code().name] += 1
+                kind, details = infer_outcome(stub, request)
+                while_running[kind] += 1
+                examples.setdefault(kind, details)
             self.assertEqual(server.wait(15), 0)
-            # The drain may end before the loop sends anything: once the
-            # process is gone a request is refused UNAVAILABLE too.
+            # Once the process is gone no server answers: the client's own
+            # connection error, which the classification must tell apart.
+            kind, details = infer_outcome(stub, request)
+            after_exit[kind] += 1
+            examples.setdefault("after exit " + kind, details)
+        self.assertEqual(set(after_exit), {"CONNECTION"}, (dict(after_exit), examples))
+        # While the process ran the server refused requests itself, never
+        # CANCELLED them; a few end with a reset connection (the open problem
+        # test_drain_under_load_answers_every_request holds to account).
+        self.assertGreater(while_running["REFUSED"], 0, (dict(while_running), examples))
+        self.assertLessEqual(set(while_running), {"REFUSED", "CONNECTION"},
+                             (dict(while_running), examples))
+
+    def drain_under_load(self):
+        """Eight clients send without pause; SIGTERM once each had answers.
+        Returns ({outcome: count} of the requests sent while the process ran,
+        an example message of each, the messages of the CONNECTION ones)."""
+        server = self.start_server("--max-batch-size", "16")
+        x, _ = s.load_heldout()
+        request = s.infer_request(x[:2])
+        counts, examples, lock = collections.Counter(), {}, threading.Lock()
+        lost = []
+        answered = threading.Semaphore(0)
+
+        def client():
+            channel = server.new_channel()
+            stub = server.inference(channel)
             try:
-                stub.ModelInfer(request, timeout=5)
-                codes["OK"] += 1
-            except grpc.RpcError as e:
-                codes[e.code().name] += 1
-        self.assertEqual(set(codes), {"UNAVAILABLE"}, dict(codes))
+                while server.proc.poll() is None:
+                    kind, details = infer_outcome(stub, request, timeout=30)
+                    with lock:
+                        counts[kind] += 1
+                        examples.setdefault(kind, details)
+                        if kind == "CONNECTION":
+                            lost.append(details)
+                    if kind == "OK":
+                        answered.release()
+            finally:
+                channel.close()
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(8 * 20):
+                self.assertTrue(answered.acquire(timeout=30), "no answers under load")
+            server.terminate()
+            self.assertEqual(server.wait(30), 0)
+        finally:
+            for t in threads:
+                t.join(timeout=60)
+        self.assertFalse(any(t.is_alive() for t in threads), "clients still running")
+        return counts, examples, lost
+
+    def test_drain_under_load_answers_or_disconnects(self):
+        counts, examples, _ = self.drain_under_load()
+        # What holds today: every request got an answer (OK or the server's
+        # refusal) or a connection error; none another code (CANCELLED, ...).
+        self.assertGreater(counts["OK"], 0, dict(counts))
+        self.assertGreater(counts["REFUSED"], 0, dict(counts))
+        self.assertLessEqual(set(counts), {"OK", "REFUSED", "CONNECTION"},
+                             (dict(counts), examples))
+
+    # Known open problem: on SIGTERM under load the server resets connections
+    # that carry calls it accepted ("64 requests ended with recvmsg: Connection
+    # reset by peer"), so some requests sent while it ran end with a
+    # connection error instead of an answer. This is the assertion the drain
+    # must meet; remove expectedFailure once it does.
+    @unittest.expectedFailure
+    def test_drain_under_load_answers_every_request(self):
+        counts, examples, lost = self.drain_under_load()
+        # A client may send in the instant between the exit and its poll():
+        # "failed to connect" reached no server and is not a lost call.
+        in_flight = [d for d in lost if not d.startswith("failed to connect")]
+        self.assertEqual(in_flight, [], (dict(counts), examples))
+        self.assertLessEqual(set(counts), {"OK", "REFUSED", "CONNECTION"},
+                             (dict(counts), examples))
 
     def test_sigint_also_exits_cleanly(self):
         server = self.start_server()
@@ -152,15 +250,27 @@ class OptionsTest(s.ServerTestCase):
         self.assertEqual(list(resp.outputs[0].shape), [8, 10])
 
     def test_preferred_batch_size_dispatches_without_waiting(self):
-        server = self.start_server("--max-queue-delay-us", "3000000",
+        # The batcher would wait 10 s for company; two 2-row requests make the
+        # preferred size 4 and go at once, as one engine call of 4 rows. The
+        # answers come within a 5 s deadline, so neither waited for the delay.
+        server = self.start_server("--max-queue-delay-us", "10000000",
                                    "--preferred-batch-size", "4")
         stub = server.inference()
         x, _ = s.load_heldout()
-        t0 = time.monotonic()
-        resp = stub.ModelInfer(s.infer_request(x[:4]), timeout=10)
-        self.assertLess(time.monotonic() - t0, 1.5, "a preferred-size batch waited for the delay")
-        np.testing.assert_allclose(s.response_output(resp, 4, 10), s.bundled_reference()(x[:4]),
-                                   rtol=0, atol=s.TOLERANCE)
+        first = stub.ModelInfer.future(s.infer_request(x[:2]), timeout=5)
+        s.wait_until(lambda: s.statistics(stub).inference_stats.success.count == 0 and
+                     "selu_inference_queue_depth{model=\"digits_snn\",version=\"1\"} 1"
+                     in server.scrape(), 10, "the first request to be queued")
+        self.assertFalse(first.done(), "2 rows (not a preferred size) did not wait")
+        second = stub.ModelInfer.future(s.infer_request(x[2:4]), timeout=5)
+        ref = s.bundled_reference()
+        for i, future in ((0, first), (2, second)):
+            np.testing.assert_allclose(s.response_output(future.result(), 2, 10),
+                                       ref(x[i:i + 2]), rtol=0, atol=s.TOLERANCE)
+        st = s.statistics(stub)
+        self.assertEqual({b.batch_size: b.compute_infer.count for b in st.batch_stats
+                          if b.compute_infer.count}, {4: 1})
+        self.assertEqual(st.execution_count, 1)
 
     def test_several_instances_serve_correctly(self):
         server = self.start_server("--instances", "2", "--engine-primitive", "matmul")

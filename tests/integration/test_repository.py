@@ -41,11 +41,15 @@ SWAP_TIMEOUT_S = 15.0
 LARGE_SIZES = [64, 3072, 3072, 3072, 3072, 3072, 10]
 MEMORY_RETURN_S = 5.0
 
-# ---- Where the spec leaves a choice, the guess is here and only here.
-# A model that is not loaded answers ModelInfer with one of these.
-NOT_SERVED_CODES = (Code.UNAVAILABLE, Code.NOT_FOUND)
-# A model folder that is a symlink out of the repository is refused with one of these.
-SYMLINK_REFUSED_CODES = (Code.FAILED_PRECONDITION, Code.INVALID_ARGUMENT)
+# ---- What the server answers where the spec leaves a choice.
+# A model unloaded on request is known but not wanted: ModelRegistry::Find
+# answers UNAVAILABLE "model '<name>' is not loaded (<reason>)" (NOT_FOUND is
+# for names the repository does not have).
+NOT_SERVED_CODE = Code.UNAVAILABLE
+# A model folder that is a symlink out of the repository: CheckInside
+# (model_folder.cc) refuses it FAILED_PRECONDITION "... resolves to ...,
+# outside the model repository ...".
+SYMLINK_REFUSED_CODE = Code.FAILED_PRECONDITION
 # The reason RepositoryIndex gives for a model unloaded on request.
 UNLOADED_REASON = "unloaded"
 # How a failed version load is named in reasons and in the log: its file,
@@ -214,13 +218,11 @@ class RepositoryTestCase(s.ServerTestCase):
                          % (len(failed), len(load.records),
                             ["%s at +%.3f s: %s" % (r[2], r[0] - t0, r[4]) for r in failed[:3]]))
 
-    def assert_rpc_fails(self, codes, call, *args, **kwargs):
-        """Runs call(*args) and asserts it fails with a code in `codes`;
-        returns the error."""
-        codes = codes if isinstance(codes, tuple) else (codes,)
+    def assert_rpc_fails(self, code, call, *args, **kwargs):
+        """Runs call(*args) and asserts it fails with `code`; returns the error."""
         with self.assertRaises(grpc.RpcError) as cm:
             call(*args, timeout=kwargs.pop("timeout", 30), **kwargs)
-        self.assertIn(cm.exception.code(), codes, cm.exception.details())
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
         return cm.exception
 
     def load(self, server, name, config=None, timeout=60):
@@ -487,8 +489,9 @@ class ExplicitModeTest(RepositoryTestCase):
         self.assertFalse(self.model_ready(server, MODEL))
         self.assertFalse(self.model_ready(server, MODEL, "1"))
         self.assertEqual(self.health(server, MODEL), NOT_SERVING)
-        self.assert_rpc_fails(NOT_SERVED_CODES, stub.ModelInfer,
-                              s.infer_request(x, model=MODEL, input_name="x"))
+        err = self.assert_rpc_fails(NOT_SERVED_CODE, stub.ModelInfer,
+                                    s.infer_request(x, model=MODEL, input_name="x"))
+        self.assertEqual(err.details(), "model '%s' is not loaded (%s)" % (MODEL, UNLOADED_REASON))
         entries = self.index(server, MODEL)
         self.assertTrue(entries, "unloaded model %r missing from the index" % MODEL)
         for _, _, state, reason in entries:
@@ -556,12 +559,18 @@ class ExplicitModeTest(RepositoryTestCase):
         stub = server.inference()
         for name in ("../x", "/etc", "a/b", ".", "..", "", "../repo/" + MODEL):
             with self.subTest(name=name):
-                self.assert_rpc_fails(Code.INVALID_ARGUMENT, stub.RepositoryModelLoad,
-                                      pb.RepositoryModelLoadRequest(model_name=name))
+                err = self.assert_rpc_fails(Code.INVALID_ARGUMENT, stub.RepositoryModelLoad,
+                                            pb.RepositoryModelLoadRequest(model_name=name))
+                self.assertEqual(err.details(), "model name '%s' is not a plain folder name "
+                                 "of the model repository" % name if name else
+                                 "model name is empty")
                 self.assertTrue(self.not_ready(server, name))
         with self.subTest(name="linked"):
-            self.assert_rpc_fails(SYMLINK_REFUSED_CODES, stub.RepositoryModelLoad,
-                                  pb.RepositoryModelLoadRequest(model_name="linked"))
+            err = self.assert_rpc_fails(SYMLINK_REFUSED_CODE, stub.RepositoryModelLoad,
+                                        pb.RepositoryModelLoadRequest(model_name="linked"))
+            self.assertIn("resolves to '%s'" % os.path.realpath(
+                os.path.join(elsewhere, "linked")), err.details())
+            self.assertIn("outside the model repository", err.details())
             self.assertTrue(self.not_ready(server, "linked"))
             self.assertEqual(
                 [e for e in self.index(server, "linked") if e[2] == "READY"], [])
@@ -617,10 +626,12 @@ class ExplicitModeTest(RepositoryTestCase):
                 (stub.RepositoryIndex, pb.RepositoryIndexRequest(repository_name="other"))):
             err = self.assert_rpc_fails(Code.NOT_FOUND, call, req)
             self.assertIn("unknown model repository 'other'", err.details())
-        self.assert_rpc_fails(Code.NOT_FOUND, stub.ModelConfig,
-                              pb.ModelConfigRequest(name="nope"))
-        self.assert_rpc_fails(Code.INVALID_ARGUMENT, stub.ModelConfig,
-                              pb.ModelConfigRequest(name=MODEL, version="x"))
+        err = self.assert_rpc_fails(Code.NOT_FOUND, stub.ModelConfig,
+                                    pb.ModelConfigRequest(name="nope"))
+        self.assertIn("unknown model 'nope'", err.details())
+        err = self.assert_rpc_fails(Code.INVALID_ARGUMENT, stub.ModelConfig,
+                                    pb.ModelConfigRequest(name=MODEL, version="x"))
+        self.assertIn("model version 'x' is not a positive integer", err.details())
         # Nothing refused changed what serves.
         self.assertTrue(self.model_ready(server, MODEL))
         self.assertEqual(self.model_config(server, MODEL).max_batch_size, 64)
