@@ -9,7 +9,6 @@ namespace selu::core {
 
 using dnnl::memory;
 using engine_internal::FromDnnlError;
-using engine_internal::kNoBuffer;
 using engine_internal::UseThreads;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;

@@ -12,8 +12,6 @@ using dnnl::memory;
 using engine_internal::FromDnnlError;
 using engine_internal::kNoBuffer;
 using engine_internal::UseThreads;
-using tag = dnnl::memory::format_tag;
-using dt = dnnl::memory::data_type;
 
 std::unique_ptr<MlpEngine::Workspace> MlpEngine::CreateWorkspace() const {
   return std::unique_ptr<Workspace>(new Workspace(std::make_unique<Workspace::State>(impl_->cpu)));
