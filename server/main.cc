@@ -33,11 +33,9 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info(selu::LogText(std::string("received ") + strsignal(signal_number)));
-  (*app)->Drain();
-  // Every accepted request has been answered. Exiting now, rather than
-  // through grpc::Server::Shutdown, means a call still arriving sees the
-  // connection close (UNAVAILABLE, retried by clients) instead of CANCELLED.
-  spdlog::info("stopped");
+  // Drain, then GOAWAY on every connection after the last answer: no call a
+  // client sent is lost and no connection is reset.
+  (*app)->Stop();
   spdlog::shutdown();
   std::fflush(nullptr);
   _exit(0);

@@ -197,6 +197,7 @@ void ServerApp::Drain() {
   const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(options_.shutdown_grace_seconds));
   const auto deadline = std::chrono::steady_clock::now() + grace;
+  drain_deadline_ = deadline;
   spdlog::info(LogText("shutting down: draining for at most " +
                        std::to_string(options_.shutdown_grace_seconds) + " s"));
   SetHealth(false);
@@ -207,7 +208,8 @@ void ServerApp::Drain() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // Let health watchers receive NOT_SERVING and refused calls their
-  // UNAVAILABLE before the process may exit (bounded by the grace).
+  // UNAVAILABLE, so that clients that heed them move away (bounded by the
+  // grace).
   std::this_thread::sleep_until(
       std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
   if (service_->in_flight() > 0) {
@@ -221,10 +223,29 @@ void ServerApp::Stop() {
   if (stopped_ || !server_) return;
   Drain();
   stopped_ = true;
-  // Queues are empty: what remains in flight is answered or cancelled now.
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  using std::chrono::milliseconds;
+  using SteadyClock = std::chrono::steady_clock;
+  // Hold new calls unanswered until none has arrived for a while: their
+  // clients are then all waiting, and nothing is on the way (shutdown_gate.h).
+  auto& gate = service_->shutdown_gate();
+  gate.BeginHolding();
+  const auto hold_until = std::min(drain_deadline_, SteadyClock::now() + milliseconds(250));
+  while (SteadyClock::now() < hold_until &&
+         SteadyClock::now() - gate.last_arrival() < milliseconds(20)) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  // GOAWAY on every connection, then the held calls' answers after it. What
+  // is still open at the deadline (a health watch, say) is cancelled.
+  const auto shutdown_deadline =
+      std::chrono::system_clock::now() +
+      std::max<SteadyClock::duration>(milliseconds(500), drain_deadline_ - SteadyClock::now());
+  std::thread shutdown([this, shutdown_deadline] { server_->Shutdown(shutdown_deadline); });
+  std::this_thread::sleep_for(milliseconds(20));
+  const size_t held = gate.ReleaseHeld();
+  shutdown.join();
   server_->Wait();
-  spdlog::info("stopped");
+  spdlog::info(LogText("stopped (" + std::to_string(held) +
+                       " calls held during GOAWAY, answered UNAVAILABLE)"));
 }
 
 }  // namespace selu

@@ -12,6 +12,7 @@
 #include <prometheus/exposer.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -38,10 +39,10 @@ class ServerApp {
   // Refuses new inference (UNAVAILABLE), turns health NOT_SERVING and waits
   // up to the shutdown grace for queued and running requests. Idempotent.
   void Drain();
-  // Drain(), then stops the gRPC server. A call that reaches the server while
-  // grpc::Server::Shutdown runs is answered CANCELLED by gRPC itself, so a
-  // process that is about to exit should Drain() and exit instead: its peers
-  // then see UNAVAILABLE, which they retry.
+  // Drain(), then stops the gRPC server without losing a call: new calls are
+  // held unanswered until arrivals stop, grpc::Server::Shutdown sends GOAWAY,
+  // then the held calls are answered UNAVAILABLE (server/grpc/shutdown_gate.h).
+  // Returns once every connection is closed.
   void Stop();
 
  private:
@@ -68,6 +69,7 @@ class ServerApp {
   std::atomic<bool> serving_{false};
   std::set<std::string> health_names_;  // guarded by health_mu_
   bool drained_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
   bool stopped_ = false;
 };
 

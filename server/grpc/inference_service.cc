@@ -221,11 +221,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   RpcCounters& counters = rpc_stats_[Rpc::kModelInfer];
   counters.Start();
   if (auto* refused = RefuseRestricted(Rpc::kModelInfer, counters, start, context)) return refused;
-  if (shutting_down()) {
-    return FinishNow(counters, start, context,
-                     grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                  "server is shutting down; send to another replica"));
-  }
+  if (auto* refused = gate_.Refuse(counters, start, context)) return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
   for (int attempt = 1;; ++attempt) {

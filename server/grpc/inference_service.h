@@ -16,6 +16,7 @@
 #include "server/core/repository/model_registry.h"
 #include "server/grpc/restricted_protocols.h"
 #include "server/grpc/rpc_stats.h"
+#include "server/grpc/shutdown_gate.h"
 
 namespace selu::grpc_transport {
 
@@ -41,14 +42,16 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   }
 
   // From now on ModelInfer answers UNAVAILABLE and ServerReady false; calls
-  // already accepted complete.
-  void BeginShutdown() { shutting_down_.store(true, std::memory_order_relaxed); }
+  // already accepted complete. The gate then holds refusals while gRPC shuts
+  // down (shutdown_gate.h).
+  void BeginShutdown() { gate_.BeginRefusing(); }
+  ShutdownGate& shutdown_gate() { return gate_; }
   // ModelInfer calls accepted and not yet completed on the wire (gRPC's
   // OnDone), i.e. answers a client could still lose if the process exited.
   int64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
   // Per-rpc counters (started, handled by code, handling time).
   const RpcStats& rpc_stats() const { return rpc_stats_; }
-  bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
+  bool shutting_down() const { return !gate_.open(); }
   // Requests that found a version being swapped out and were re-sent to the
   // version now serving.
   uint64_t swap_resends() const { return swap_resends_.load(std::memory_order_relaxed); }
@@ -100,7 +103,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
   std::atomic<core::ModelRegistry*> registry_{nullptr};
   InferenceServiceOptions options_;
-  std::atomic<bool> shutting_down_{false};
+  ShutdownGate gate_;
   std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> swap_resends_{0};
   RpcStats rpc_stats_;

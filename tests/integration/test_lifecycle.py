@@ -112,7 +112,7 @@ class GracefulShutdownTest(s.ServerTestCase):
         x, _ = s.load_heldout()
         request = s.infer_request(x[:1])
         while_running, after_exit = collections.Counter(), collections.Counter()
-        examples = {}
+        examples, connection_errors = {}, []
         for _ in range(5):  # the window is short: several shutdowns
             server = self.start_server()
             stub = server.inference()
@@ -122,6 +122,8 @@ class GracefulShutdownTest(s.ServerTestCase):
                 kind, details = infer_outcome(stub, request)
                 while_running[kind] += 1
                 examples.setdefault(kind, details)
+                if kind == "CONNECTION":
+                    connection_errors.append(details)
             self.assertEqual(server.wait(15), 0)
             # Once the process is gone no server answers: the client's own
             # connection error, which the classification must tell apart.
@@ -130,80 +132,70 @@ class GracefulShutdownTest(s.ServerTestCase):
             examples.setdefault("after exit " + kind, details)
         self.assertEqual(set(after_exit), {"CONNECTION"}, (dict(after_exit), examples))
         # While the process ran the server refused requests itself, never
-        # CANCELLED them; a few end with a reset connection (the open problem
-        # test_drain_under_load_answers_every_request holds to account).
+        # CANCELLED them; a call after its GOAWAY found no server to connect
+        # to, and none was lost to a reset connection.
         self.assertGreater(while_running["REFUSED"], 0, (dict(while_running), examples))
         self.assertLessEqual(set(while_running), {"REFUSED", "CONNECTION"},
                              (dict(while_running), examples))
+        self.assertEqual([e for e in connection_errors if not e.startswith("failed to connect")],
+                         [], dict(while_running))
 
-    def drain_under_load(self):
-        """Eight clients send without pause; SIGTERM once each had answers.
-        Returns ({outcome: count} of the requests sent while the process ran,
-        an example message of each, the messages of the CONNECTION ones)."""
+    def drain_under_load(self, callers=64, connections=4):
+        """`callers` clients over `connections` channels send without pause;
+        SIGTERM once each had answers. Returns ({outcome: count} of the
+        requests sent while the process ran, an example message of each, the
+        messages of the CONNECTION ones)."""
         server = self.start_server("--max-batch-size", "16")
         x, _ = s.load_heldout()
         request = s.infer_request(x[:2])
         counts, examples, lock = collections.Counter(), {}, threading.Lock()
         lost = []
         answered = threading.Semaphore(0)
+        channels = [server.new_channel() for _ in range(connections)]
 
-        def client():
-            channel = server.new_channel()
+        def client(channel):
             stub = server.inference(channel)
-            try:
-                while server.proc.poll() is None:
-                    kind, details = infer_outcome(stub, request, timeout=30)
-                    with lock:
-                        counts[kind] += 1
-                        examples.setdefault(kind, details)
-                        if kind == "CONNECTION":
-                            lost.append(details)
-                    if kind == "OK":
-                        answered.release()
-            finally:
-                channel.close()
+            while server.proc.poll() is None:
+                kind, details = infer_outcome(stub, request, timeout=30)
+                with lock:
+                    counts[kind] += 1
+                    examples.setdefault(kind, details)
+                    if kind == "CONNECTION":
+                        lost.append(details)
+                if kind == "OK":
+                    answered.release()
 
-        threads = [threading.Thread(target=client) for _ in range(8)]
+        threads = [threading.Thread(target=client, args=(channels[i % connections],))
+                   for i in range(callers)]
         for t in threads:
             t.start()
         try:
-            for _ in range(8 * 20):
+            for _ in range(callers * 5):
                 self.assertTrue(answered.acquire(timeout=30), "no answers under load")
             server.terminate()
             self.assertEqual(server.wait(30), 0)
         finally:
             for t in threads:
                 t.join(timeout=60)
+            for channel in channels:
+                channel.close()
         self.assertFalse(any(t.is_alive() for t in threads), "clients still running")
         return counts, examples, lost
 
-    def test_drain_under_load_answers_or_disconnects(self):
-        counts, examples, _ = self.drain_under_load()
-        # What holds today: every request got an answer (OK or the server's
-        # refusal) or a connection error; none another code (CANCELLED, ...).
+    def test_drain_under_load_answers_every_request(self):
+        # The issue's bar: 64 callers over 4 connections, SIGTERM under load.
+        # Every request the server read is answered OK or refused UNAVAILABLE
+        # by the server; none CANCELLED, none lost to a reset connection. A
+        # call sent after the server's GOAWAY goes to a new connection, which
+        # the exited server refuses: "failed to connect" reached no server.
+        counts, examples, lost = self.drain_under_load()
         self.assertGreater(counts["OK"], 0, dict(counts))
         self.assertGreater(counts["REFUSED"], 0, dict(counts))
         self.assertLessEqual(set(counts), {"OK", "REFUSED", "CONNECTION"},
                              (dict(counts), examples))
-
-    # Known open problem: on SIGTERM under load the server resets connections
-    # that carry calls it accepted ("64 requests ended with recvmsg: Connection
-    # reset by peer"), so some requests sent while it ran end with a
-    # connection error instead of an answer. This is the assertion the drain
-    # must meet. Until it does, a run that loses calls is reported as a skip
-    # naming them (an expectedFailure would turn into a failure on the runs
-    # where no reset happens to occur); once the drain is fixed, drop the skip.
-    def test_drain_under_load_answers_every_request(self):
-        counts, examples, lost = self.drain_under_load()
-        self.assertLessEqual(set(counts), {"OK", "REFUSED", "CONNECTION"},
-                             (dict(counts), examples))
-        # A client may send in the instant between the exit and its poll():
-        # "failed to connect" reached no server and is not a lost call.
         in_flight = [d for d in lost if not d.startswith("failed to connect")]
-        if in_flight:
-            self.skipTest("known open problem (drain without resets): %d accepted calls ended "
-                          "with a connection error: %s; counts %s"
-                          % (len(in_flight), in_flight[:3], dict(counts)))
+        self.assertEqual(in_flight, [], "accepted calls ended with a connection error; counts %s"
+                         % dict(counts))
 
     def test_sigint_also_exits_cleanly(self):
         server = self.start_server()
