@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 namespace selu::bench {
 
@@ -34,6 +35,10 @@ dnnl::post_ops MakePostOps(const std::vector<core::Activation>& activations) {
       case core::ActivationKind::kSigmoid:
         po.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
         break;
+      default:
+        // The benchmarked models (bench_models.cc) use only the kinds above.
+        throw std::invalid_argument("BareOneDnnMlp: unsupported activation " +
+                                    std::string(core::ActivationName(a.kind)));
     }
   }
   return po;

@@ -35,6 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the import below
+import activation_cases  # noqa: E402
+
 ROWS = 64
 DEFAULT_OPSET = 13
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -121,7 +124,9 @@ def run_onnx_numpy(model, x):
             e = np.exp(v)
             y = e / e.sum(axis=axis, keepdims=True)
         else:
-            raise RuntimeError(f"numpy interpreter: unsupported op {op} ({node.name})")
+            y = activation_cases.run_extra_op(node, ins, _attr)
+            if y is None:
+                raise RuntimeError(f"numpy interpreter: unsupported op {op} ({node.name})")
         env[node.output[0]] = y
     return env[model.graph.output[0].name]
 
@@ -435,10 +440,13 @@ CASES = {
     "fixed_batch": case_fixed_batch,
     "opset17": lambda: case_odd_widths(opset=17),
 }
+# Issue 13's activations, patterns, folds and weight types (activation_cases.py).
+CASES.update({name: (lambda fn=fn: fn(sys.modules[__name__]))
+              for name, fn in activation_cases.CASES.items()})
 
 
 def write_case(out_dir, name, fn):
-    model, x, y32, y64, description = fn()
+    model, x, y32, y64, description, *tolerance = fn()
     model.producer_name = model.producer_name or "selu-serve-parity"
     onnx.checker.check_model(model, full_check=True)
 
@@ -474,6 +482,8 @@ def write_case(out_dir, name, fn):
         "nodes": [n.op_type for n in model.graph.node],
         "description": description,
     }
+    if tolerance:
+        meta["tolerance"] = tolerance[0]
     with open(os.path.join(case_dir, "case.json"), "w") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")

@@ -28,6 +28,8 @@ struct ParityCase {
   // > 0 when the model fixes its batch dimension (then rows equals it).
   int64_t fixed_batch = 0;
   std::string description;
+  // Largest |engine − PyTorch| allowed (case.json "tolerance"; folds: 1e-5).
+  double tolerance = 1e-4;
   std::vector<float> input;     // rows·in
   std::vector<float> expected;  // rows·out
 
@@ -61,6 +63,7 @@ inline testing::AssertionResult LoadParityCase(const std::filesystem::path& dir,
     c->out = meta.at("out").get<int64_t>();
     c->fixed_batch = meta.value("fixed_batch", int64_t{0});
     c->description = meta.value("description", std::string());
+    c->tolerance = meta.value("tolerance", 1e-4);
   } catch (const nlohmann::json::exception& e) {
     return testing::AssertionFailure() << dir / "case.json"
                                        << ": " << e.what();

@@ -3,8 +3,10 @@
 // compared with PyTorch's float32 output on the same input.
 //
 // The cases live in $SELU_PARITY_DIR (ctest sets it and generates the cases in
-// a fixture). Tolerance: max |engine − PyTorch| ≤ 1e-4 per output element; the
-// generator checks that PyTorch's float32 reference is within 2e-5 of float64.
+// a fixture). Tolerance: max |engine − PyTorch| ≤ 1e-4 per output element
+// (1e-5 for the load-time folding cases, against the unfolded PyTorch model:
+// case.json "tolerance"); the generator checks that PyTorch's float32
+// reference is within 2e-5 of float64.
 
 #include <gtest/gtest.h>
 
@@ -39,15 +41,26 @@ using core::EnginePrimitive;
 using core::MlpEngine;
 using core::MlpEngineOptions;
 
-constexpr double kTolerance = 1e-4;
-
 // What make_parity_models.py writes; a case missing from the directory is a
 // failure, not a silent skip.
 const std::set<std::string>& ExpectedCaseNames() {
-  static const std::set<std::string> names = {
-      "odd_widths", "one_layer",         "sixteen_layers",    "softmax",       "gemm_transb0",
-      "matmul_add", "mixed_activations", "selu_custom_attrs", "flatten_input", "fixed_batch",
-      "opset17"};
+  static const std::set<std::string> names = {"odd_widths",
+                                              "one_layer",
+                                              "sixteen_layers",
+                                              "softmax",
+                                              "gemm_transb0",
+                                              "matmul_add",
+                                              "mixed_activations",
+                                              "selu_custom_attrs",
+                                              "flatten_input",
+                                              "fixed_batch",
+                                              "opset17",
+                                              "mixed_leaky_prelu",
+                                              "smooth_activations",
+                                              "batchnorm_fold",
+                                              "constant_scale_shift",
+                                              "fp16_weights",
+                                              "fp64_weights"};
   return names;
 }
 
@@ -194,7 +207,7 @@ TEST_P(ModelParityTest, MatchesPyTorch) {
   for (const auto& [first, rows] : runs) {
     RunResult r;
     ASSERT_TRUE(RunRows(lc, ws.get(), first, rows, &r));
-    EXPECT_LE(r.max_error, kTolerance)
+    EXPECT_LE(r.max_error, c.tolerance)
         << "rows [" << first << ", " << first + rows << "): worst at " << r.where;
     EXPECT_TRUE(r.guard_intact) << "Run(rows=" << rows << ") wrote past rows·out floats";
     case_max = std::max(case_max, r.max_error);
@@ -202,7 +215,7 @@ TEST_P(ModelParityTest, MatchesPyTorch) {
   // The workspace-less convenience overload gives the same answer.
   RunResult pooled;
   ASSERT_TRUE(RunRows(lc, nullptr, 0, c.rows, &pooled));
-  EXPECT_LE(pooled.max_error, kTolerance) << "Run without workspace: worst at " << pooled.where;
+  EXPECT_LE(pooled.max_error, c.tolerance) << "Run without workspace: worst at " << pooled.where;
   case_max = std::max(case_max, pooled.max_error);
 
   std::printf("[parity] %-18s %-12s layers=%2zu max_abs_err=%.3e\n", c.name.c_str(),
@@ -260,7 +273,7 @@ TEST_P(ConcurrentParityTest, FourThreadsOwnWorkspaces) {
       const int64_t first = (i * 13 + t * 7) % (c.rows - rows + 1);
       RunResult r;
       testing::AssertionResult ran = RunRows(lc, ws.get(), first, rows, &r);
-      const bool good = ran && r.max_error <= kTolerance && r.guard_intact;
+      const bool good = ran && r.max_error <= c.tolerance && r.guard_intact;
       if (ran) thread_max[t] = std::max(thread_max[t], r.max_error);
       checked_runs.fetch_add(1);
       if (!good) {
@@ -292,7 +305,9 @@ TEST_P(ConcurrentParityTest, FourThreadsOwnWorkspaces) {
 
 std::vector<ConcurrencyParam> ConcurrencyParams() {
   std::vector<ConcurrencyParam> params;
-  for (const char* name : {"sixteen_layers", "softmax"}) {
+  // mixed_leaky_prelu: its per-feature PRelu and the scale after it run as
+  // steps of their own after the layer (engine/layer_ops.h).
+  for (const char* name : {"sixteen_layers", "softmax", "mixed_leaky_prelu"}) {
     for (EnginePrimitive p : {EnginePrimitive::kInnerProduct, EnginePrimitive::kMatmul}) {
       for (int plans : {256, 2}) params.push_back({name, p, plans});
     }

@@ -1,7 +1,9 @@
 #include "server/core/engine/mlp_engine.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "server/core/engine/mlp_engine_impl.h"
 
@@ -12,36 +14,6 @@ using engine_internal::FromDnnlError;
 using engine_internal::UseThreads;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
-
-namespace {
-
-dnnl::post_ops PostOpsFor(const std::vector<Activation>& activations) {
-  dnnl::post_ops ops;
-  for (const Activation& a : activations) {
-    switch (a.kind) {
-      case ActivationKind::kSelu:
-        // oneDNN 2.6 has no SELU: λ·elu_α(x) is exactly SELU.
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_elu, a.alpha, 0.0f);
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, a.gamma, 0.0f);
-        break;
-      case ActivationKind::kElu:
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_elu, a.alpha, 0.0f);
-        break;
-      case ActivationKind::kRelu:
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-        break;
-      case ActivationKind::kTanh:
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f);
-        break;
-      case ActivationKind::kSigmoid:
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
-        break;
-    }
-  }
-  return ops;
-}
-
-}  // namespace
 
 MlpEngine::Workspace::Workspace(std::unique_ptr<State> state) : state_(std::move(state)) {}
 MlpEngine::Workspace::~Workspace() = default;
@@ -75,6 +47,14 @@ static Status ValidateSpec(const ModelSpec& spec) {
     if (static_cast<int64_t>(l.bias.size()) != l.out_features) {
       return InvalidArgumentError(where + " has " + std::to_string(l.bias.size()) +
                                   " biases, expected " + std::to_string(l.out_features));
+    }
+    for (const Activation& a : l.activations) {
+      const size_t count = a.values.size();
+      if (IsPerFeature(a.kind) && count != 1 && count != static_cast<size_t>(l.out_features)) {
+        return InvalidArgumentError(where + " has a " + std::string(ActivationName(a.kind)) +
+                                    " with " + std::to_string(count) + " values for " +
+                                    std::to_string(l.out_features) + " features");
+      }
     }
     features = l.out_features;
   }
@@ -113,6 +93,7 @@ StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
       memory bias(bmd, impl->cpu);
       std::copy(l.bias.begin(), l.bias.end(), static_cast<float*>(bias.get_data_handle()));
       impl->biases.push_back(bias);
+      impl->layer_ops.push_back(engine_internal::LowerActivations(l.activations, impl->cpu));
       if (i + 1 < impl->spec.layers.size()) {
         impl->max_hidden_width = std::max(impl->max_hidden_width, l.out_features);
       }
@@ -161,7 +142,7 @@ StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t ro
       memory::desc dst_md({rows, l.out_features}, dt::f32, tag::ab);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      attr.set_post_ops(PostOpsFor(l.activations));
+      attr.set_post_ops(engine_internal::FusedPostOps(layer_ops[i]));
       dnnl::primitive prim;
       memory::desc weights_md, scratch_md;
       if (ip) {
@@ -187,6 +168,16 @@ StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t ro
       plan->weights.push_back(WeightsIn(i, weights_md, s));
       plan->biases.push_back(biases[i]);
       plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, scratch_md.get_size());
+      // Operations that cannot be fused run after the layer (layer_ops.h).
+      auto& after = plan->after.emplace_back();
+      auto& after_scratch = plan->after_scratch_mds.emplace_back();
+      for (const auto& op : layer_ops[i].after) {
+        memory::desc step_scratch;
+        after.push_back(engine_internal::AfterPrimitive(op, dst_md, cpu, &step_scratch));
+        after_scratch.push_back(step_scratch);
+        plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, step_scratch.get_size());
+        plan->has_after = true;
+      }
     }
     if (spec.softmax_output) {
       plan->has_softmax = true;

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/core/engine/layer_ops.h"
 #include "server/core/engine/mlp_engine.h"
 
 namespace selu::core {
@@ -69,6 +70,11 @@ struct BatchPlan {
   std::vector<memory::desc> src_mds, dst_mds, scratch_mds;
   std::vector<memory> weights;  // in the layout each primitive wants
   std::vector<memory> biases;
+  // Per layer: the operations run in place on its output after it (usually
+  // none; layer_ops.h), and their scratchpads.
+  std::vector<std::vector<dnnl::primitive>> after;
+  std::vector<std::vector<memory::desc>> after_scratch_mds;
+  bool has_after = false;
   bool has_softmax = false;
   dnnl::primitive softmax;
   memory::desc softmax_md, softmax_scratch_md;
@@ -82,6 +88,9 @@ struct BoundBatchPlan {
   std::vector<std::unordered_map<int, memory>> args;
   memory softmax_data, softmax_scratch;
   std::unordered_map<int, memory> softmax_args;
+  // As plan->after.
+  std::vector<std::vector<memory>> after_scratch;
+  std::vector<std::vector<std::unordered_map<int, memory>>> after_args;
   uint64_t bound_generation = 0;  // buffer generation the intermediates point into
 };
 
@@ -101,6 +110,9 @@ struct MlpEngine::Impl {
   // From the spec, plain layout; empty once the layer has a reordered copy.
   mutable std::vector<memory> plain_weights;
   std::vector<memory> biases;
+  // Per layer: its activations as oneDNN operations, with their constant
+  // operands (per-feature values).
+  std::vector<engine_internal::LayerOps> layer_ops;
   int64_t max_hidden_width = 0;  // widest intermediate tensor, for workspace buffers
 
   mutable std::mutex mu;  // guards everything below

@@ -2,6 +2,7 @@
 // buffers, and Run (observed or not).
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "server/core/engine/mlp_engine.h"
 #include "server/core/engine/mlp_engine_impl.h"
@@ -12,6 +13,45 @@ using dnnl::memory;
 using engine_internal::FromDnnlError;
 using engine_internal::kNoBuffer;
 using engine_internal::UseThreads;
+
+namespace {
+
+// The execution arguments of layer i's element-wise operations: the operands
+// of its binary post-ops, and those of the operations run after it, in place
+// on its output.
+void BindLayerOps(const engine_internal::LayerOps& ops,
+                  const std::vector<memory::desc>& after_scratch_mds, const dnnl::engine& cpu,
+                  BoundBatchPlan& wp, size_t i) {
+  using Kind = engine_internal::ElementOp::Kind;
+  for (size_t k = 0; k < ops.fused.size(); ++k) {
+    if (ops.fused[k].kind != Kind::kBinary) continue;
+    wp.args[i].emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(k)) | DNNL_ARG_SRC_1,
+                       ops.fused[k].operand);
+  }
+  auto& scratch = wp.after_scratch.emplace_back();
+  auto& args = wp.after_args.emplace_back();
+  for (size_t k = 0; k < ops.after.size(); ++k) {
+    const auto& op = ops.after[k];
+    scratch.emplace_back(after_scratch_mds[k], cpu, kNoBuffer);
+    const memory& data = wp.dst[i];
+    switch (op.kind) {
+      case Kind::kEltwise:
+        args.push_back({{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
+        break;
+      case Kind::kBinary:
+        args.push_back(
+            {{DNNL_ARG_SRC_0, data}, {DNNL_ARG_SRC_1, op.operand}, {DNNL_ARG_DST, data}});
+        break;
+      case Kind::kPrelu:
+        args.push_back(
+            {{DNNL_ARG_SRC, data}, {DNNL_ARG_WEIGHTS, op.operand}, {DNNL_ARG_DST, data}});
+        break;
+    }
+    args.back().emplace(DNNL_ARG_SCRATCHPAD, scratch.back());
+  }
+}
+
+}  // namespace
 
 std::unique_ptr<MlpEngine::Workspace> MlpEngine::CreateWorkspace() const {
   return std::unique_ptr<Workspace>(new Workspace(std::make_unique<Workspace::State>(impl_->cpu)));
@@ -49,6 +89,11 @@ Status MlpEngine::RunImpl(Workspace& workspace, const float* input, int64_t rows
     if constexpr (kObserved) observer->OnInput(input, rows, impl_->spec.input_features);
     for (size_t i = 0; i < n; ++i) {
       plan.layers[i].execute(ws.stream, wp.args[i]);
+      if (plan.has_after) {
+        for (size_t k = 0; k < plan.after[i].size(); ++k) {
+          plan.after[i][k].execute(ws.stream, wp.after_args[i][k]);
+        }
+      }
       if constexpr (kObserved) {
         // Layer i's output is overwritten two layers on (buffers alternate):
         // it is shown now, before the next layer runs.
@@ -94,6 +139,7 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
                          {DNNL_ARG_BIAS, plan.biases[i]},
                          {DNNL_ARG_DST, wp.dst[i]},
                          {DNNL_ARG_SCRATCHPAD, wp.scratch[i]}});
+      BindLayerOps(impl.layer_ops[i], plan.after_scratch_mds[i], cpu, wp, i);
     }
     if (plan.has_softmax) {
       wp.softmax_data = memory(plan.softmax_md, cpu, kNoBuffer);
@@ -119,7 +165,10 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
       wp.dst[i].set_data_handle(buf);
       wp.src[i + 1].set_data_handle(buf);
     }
-    for (size_t i = 0; i < n; ++i) wp.scratch[i].set_data_handle(ws.scratch.data());
+    for (size_t i = 0; i < n; ++i) {
+      wp.scratch[i].set_data_handle(ws.scratch.data());
+      for (memory& m : wp.after_scratch[i]) m.set_data_handle(ws.scratch.data());
+    }
     if (plan.has_softmax) wp.softmax_scratch.set_data_handle(ws.scratch.data());
     wp.bound_generation = ws.generation;
   }

@@ -14,6 +14,28 @@ std::string_view ActivationName(ActivationKind kind) {
       return "Tanh";
     case ActivationKind::kSigmoid:
       return "Sigmoid";
+    case ActivationKind::kLeakyRelu:
+      return "LeakyRelu";
+    case ActivationKind::kPRelu:
+      return "PRelu";
+    case ActivationKind::kHardSigmoid:
+      return "HardSigmoid";
+    case ActivationKind::kSoftplus:
+      return "Softplus";
+    case ActivationKind::kClip:
+      return "Clip";
+    case ActivationKind::kGelu:
+      return "Gelu";
+    case ActivationKind::kSilu:
+      return "Silu";
+    case ActivationKind::kHardSwish:
+      return "HardSwish";
+    case ActivationKind::kLinear:
+      return "Linear";
+    case ActivationKind::kScale:
+      return "Scale";
+    case ActivationKind::kShift:
+      return "Shift";
   }
   return "?";
 }

@@ -21,6 +21,7 @@ namespace onnx_internal {
 StatusOr<ModelSpec> GraphReader::Read() {
   SELU_RETURN_IF_ERROR(ReadOpset());
   SELU_RETURN_IF_ERROR(CollectConstants());
+  SELU_RETURN_IF_ERROR(IndexGraph());
   SELU_RETURN_IF_ERROR(ReadInput());
   for (int i = 0; i < graph_.node_size(); ++i) {
     SELU_RETURN_IF_ERROR(ReadNode(graph_.node(i), i));

@@ -11,7 +11,6 @@
 #include "server/core/model/onnx_tensor_decode.h"
 
 namespace selu::core::onnx_internal {
-namespace {
 
 std::string NodeLabel(const onnx::NodeProto& node, int index) {
   std::string label = "node ";
@@ -54,8 +53,6 @@ StatusOr<int64_t> IntAttribute(const onnx::NodeProto& node, const std::string& l
   return attr->i();
 }
 
-}  // namespace
-
 StatusOr<const ConstTensor*> GraphReader::ConstantInput(const onnx::NodeProto& node,
                                                         const std::string& label, int i) {
   if (i >= node.input_size() || node.input(i).empty()) return nullptr;
@@ -69,11 +66,13 @@ StatusOr<const ConstTensor*> GraphReader::ConstantInput(const onnx::NodeProto& n
 }
 
 Status GraphReader::CheckChained(const onnx::NodeProto& node, const std::string& label) {
-  // Add is commutative: the running tensor may be either operand.
-  const bool chained =
-      node.input_size() > 0 &&
-      (node.input(0) == current_ ||
-       (node.op_type() == "Add" && node.input_size() == 2 && node.input(1) == current_));
+  // The running tensor may be either operand of a constant Add, Sub, Mul or
+  // Div (ReadArithmetic sorts out which).
+  const std::string& op = node.op_type();
+  const bool arithmetic = op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
+  const bool chained = node.input_size() > 0 &&
+                       (node.input(0) == current_ ||
+                        (arithmetic && node.input_size() == 2 && node.input(1) == current_));
   if (!chained) {
     return Refuse(label, "does not take the previous tensor '" + current_ +
                              "' as its first input; only a single chain of layers is supported");
@@ -194,26 +193,6 @@ Status GraphReader::ReadMatMul(const onnx::NodeProto& node, const std::string& l
   return StartLayer(node, label, index, std::move(w), b.tensor->dims(0), b.tensor->dims(1));
 }
 
-Status GraphReader::ReadAdd(const onnx::NodeProto& node, const std::string& label) {
-  if (node.input_size() != 2) return Refuse(label, "must have exactly two inputs");
-  if (!layer_open_for_bias_) {
-    return Refuse(label,
-                  "adds to a tensor that is not the output of a Gemm or MatMul; only a "
-                  "bias directly after the matrix product is supported");
-  }
-  // Either operand order: x + b or b + x.
-  const int other = node.input(0) == current_ ? 1 : 0;
-  if (node.input(1 - other) != current_) {
-    return Refuse(label, "does not take the previous tensor '" + current_ + "' as an input");
-  }
-  auto c = constants_.find(node.input(other));
-  if (c == constants_.end()) {
-    return Refuse(
-        label, "operand '" + node.input(other) + "' is not a constant; only a bias may be added");
-  }
-  return AddBias(c->second, label, 1.0f);
-}
-
 Status GraphReader::AddActivation(const std::string& label, Activation act) {
   if (spec_.layers.empty()) {
     return Refuse(label, "activation before the first Gemm/MatMul is not supported");
@@ -268,13 +247,14 @@ Status GraphReader::ReadDropout(const onnx::NodeProto& node, const std::string& 
 }
 
 Status GraphReader::ReadNode(const onnx::NodeProto& node, int index) {
+  if (index < static_cast<int>(absorbed_.size()) && absorbed_[index]) return OkStatus();
   const std::string label = NodeLabel(node, index);
   if (!node.domain().empty() && node.domain() != "ai.onnx") {
     return Refuse(label, "operator domain '" + node.domain() + "' is not supported");
   }
   const std::string& op = node.op_type();
-  // Constants (and Identity of a constant, as some exporters emit for shared
-  // weights) are side inputs, not steps of the chain.
+  // Constants (and Identity or Cast of a constant, as exporters emit for
+  // shared or converted weights) are side inputs, not steps of the chain.
   if (op == "Constant") {
     const auto* value = FindAttribute(node, "value");
     if (value == nullptr || value->type() != onnx::AttributeProto::TENSOR ||
@@ -284,8 +264,9 @@ Status GraphReader::ReadNode(const onnx::NodeProto& node, int index) {
     constants_[node.output(0)] = {&value->t(), "Constant " + label};
     return OkStatus();
   }
-  if (op == "Identity" && node.input_size() == 1 && node.output_size() == 1 &&
+  if ((op == "Identity" || op == "Cast") && node.input_size() == 1 && node.output_size() == 1 &&
       node.input(0) != current_ && constants_.count(node.input(0))) {
+    if (op == "Cast") SELU_RETURN_IF_ERROR(ReadCast(node, label));
     constants_[node.output(0)] = constants_[node.input(0)];
     return OkStatus();
   }
@@ -296,24 +277,45 @@ Status GraphReader::ReadNode(const onnx::NodeProto& node, int index) {
     status = ReadGemm(node, label, index);
   } else if (op == "MatMul") {
     status = ReadMatMul(node, label, index);
-  } else if (op == "Add") {
-    status = ReadAdd(node, label);
+  } else if (op == "Div" && StartsGelu(node)) {
+    status = ReadGelu(node, label);
+  } else if ((op == "Sigmoid" || op == "HardSigmoid") && StartsGatedProduct(node)) {
+    status = ReadGatedProduct(node, label);
+  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+    status = ReadArithmetic(node, label);
+  } else if (op == "BatchNormalization") {
+    status = ReadBatchNorm(node, label);
   } else if (op == "Selu") {
     auto alpha = FloatAttribute(node, label, "alpha", static_cast<float>(kSeluAlpha));
     auto gamma = FloatAttribute(node, label, "gamma", static_cast<float>(kSeluLambda));
     if (!alpha.ok()) return alpha.status();
     if (!gamma.ok()) return gamma.status();
     status = AddActivation(label, Activation::Selu(*alpha, *gamma));
-  } else if (op == "Elu") {
-    auto alpha = FloatAttribute(node, label, "alpha", 1.0f);
+  } else if (op == "Elu" || op == "LeakyRelu") {
+    const bool elu = op == "Elu";
+    auto alpha = FloatAttribute(node, label, "alpha", elu ? 1.0f : 0.01f);
     if (!alpha.ok()) return alpha.status();
-    status = AddActivation(label, Activation::Elu(*alpha));
+    status = AddActivation(label, elu ? Activation::Elu(*alpha) : Activation::LeakyRelu(*alpha));
+  } else if (op == "HardSigmoid") {
+    auto alpha = FloatAttribute(node, label, "alpha", 0.2f);
+    auto beta = FloatAttribute(node, label, "beta", 0.5f);
+    if (!alpha.ok()) return alpha.status();
+    if (!beta.ok()) return beta.status();
+    status = AddActivation(label, Activation::HardSigmoid(*alpha, *beta));
+  } else if (op == "PRelu") {
+    status = ReadPRelu(node, label);
+  } else if (op == "Clip") {
+    status = ReadClip(node, label);
   } else if (op == "Relu") {
     status = AddActivation(label, Activation::Relu());
   } else if (op == "Tanh") {
     status = AddActivation(label, Activation::Tanh());
   } else if (op == "Sigmoid") {
     status = AddActivation(label, Activation::Sigmoid());
+  } else if (op == "Softplus") {
+    status = AddActivation(label, Activation::Softplus());
+  } else if (op == "Cast") {
+    status = ReadCast(node, label);
   } else if (op == "Identity") {
     status = OkStatus();
   } else if (op == "Dropout") {
@@ -323,16 +325,20 @@ Status GraphReader::ReadNode(const onnx::NodeProto& node, int index) {
   } else if (op == "Softmax") {
     status = ReadSoftmax(node, label);
   } else {
-    status =
-        Refuse(label, "unsupported op type '" + op +
-                          "'; an MLP may use Gemm, MatMul, Add, Selu, Elu, Relu, Tanh, Sigmoid, "
-                          "Identity, Dropout, Flatten (at the input) and Softmax (at the end)");
+    status = Refuse(label, "unsupported op type '" + op +
+                               "'; an MLP may use Gemm, MatMul, Add/Sub/Mul/Div by constants, "
+                               "BatchNormalization, Selu, Elu, Relu, LeakyRelu, PRelu, Tanh, "
+                               "Sigmoid, HardSigmoid, Softplus, Clip, GELU (erf) and SiLU/"
+                               "HardSwish patterns, Identity, Dropout, Cast to FLOAT, Flatten "
+                               "(at the input) and Softmax (at the end)");
   }
   SELU_RETURN_IF_ERROR(status);
-  if (op != "Gemm" && op != "MatMul" && op != "Add" && op != "Identity" && op != "Dropout") {
-    layer_open_for_bias_ = false;
-  }
-  current_ = node.output(0);
+  const bool may_stay_affine = op == "Gemm" || op == "MatMul" || op == "Add" || op == "Sub" ||
+                               op == "Mul" || op == "Div" || op == "BatchNormalization" ||
+                               op == "Identity" || op == "Dropout" || op == "Cast";
+  if (!may_stay_affine || !pattern_end_.empty()) layer_open_for_bias_ = false;
+  current_ = pattern_end_.empty() ? node.output(0) : pattern_end_;
+  pattern_end_.clear();
   return OkStatus();
 }
 

@@ -1,4 +1,4 @@
-// Decoding of ONNX constant tensors: raw or typed fp32/fp64 data, checked
+// Decoding of ONNX constant tensors: raw or typed fp32/fp16/bf16/fp64 data, checked
 // against the tensor's dims before anything is allocated.
 #include "server/core/model/onnx_tensor_decode.h"
 
@@ -24,6 +24,38 @@ StatusOr<int64_t> ElementCount(const google::protobuf::RepeatedField<int64_t>& d
 }
 
 }  // namespace
+
+float HalfToFloat(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1Fu;
+  uint32_t mantissa = bits & 0x3FFu;
+  uint32_t out;
+  if (exponent == 0x1F) {
+    out = sign | 0x7F800000u | (mantissa << 13);  // inf, NaN
+  } else if (exponent != 0) {
+    out = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    out = sign;  // ±0
+  } else {
+    // Subnormal half: normalise; every one is a normal float.
+    int e = -1;
+    do {
+      ++e;
+      mantissa <<= 1;
+    } while ((mantissa & 0x400u) == 0);
+    out = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | ((mantissa & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &out, sizeof(f));
+  return f;
+}
+
+float BFloat16ToFloat(uint16_t bits) {
+  const uint32_t out = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &out, sizeof(f));
+  return f;
+}
 
 Status ReadFloats(const ConstTensor& ct, const std::string& label, std::vector<float>* out) {
   const onnx::TensorProto& t = *ct.tensor;
@@ -79,11 +111,47 @@ Status ReadFloats(const ConstTensor& ct, const std::string& label, std::vector<f
         for (int64_t i = 0; i < n; ++i) (*out)[i] = static_cast<float>(t.double_data(i));
       }
       break;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16: {
+      const bool half = t.data_type() == onnx::TensorProto::FLOAT16;
+      const char* type = half ? "FLOAT16" : "BFLOAT16";
+      // Two bytes per value in raw_data (little-endian), or one value per
+      // int32_data entry holding the 16 bits.
+      if (!t.raw_data().empty()) {
+        if (t.raw_data().size() != static_cast<size_t>(n) * 2) {
+          return Refuse(label, what + " holds " + std::to_string(t.raw_data().size()) +
+                                   " bytes of raw data, its dims need " + std::to_string(n * 2));
+        }
+        out->resize(static_cast<size_t>(n));
+        const auto* bytes = reinterpret_cast<const unsigned char*>(t.raw_data().data());
+        for (int64_t i = 0; i < n; ++i) {
+          const uint16_t bits = static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+          (*out)[i] = half ? HalfToFloat(bits) : BFloat16ToFloat(bits);
+        }
+      } else {
+        if (t.int32_data_size() != n) {
+          return Refuse(label, what + " holds " + std::to_string(t.int32_data_size()) + " " + type +
+                                   " values, its dims need " + std::to_string(n));
+        }
+        out->resize(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+          const int32_t v = t.int32_data(static_cast<int>(i));
+          if (v < 0 || v > 0xFFFF) {
+            return Refuse(label, what + " has int32_data entry " + std::to_string(i) + " = " +
+                                     std::to_string(v) + ", not a 16-bit " + type + " value");
+          }
+          const uint16_t bits = static_cast<uint16_t>(v);
+          (*out)[i] = half ? HalfToFloat(bits) : BFloat16ToFloat(bits);
+        }
+      }
+      break;
+    }
     default:
       return Refuse(label, what + " has element type " +
                                onnx::TensorProto::DataType_Name(
                                    static_cast<onnx::TensorProto::DataType>(t.data_type())) +
-                               "; weights must be FLOAT (or DOUBLE, converted)");
+                               "; weights must be FLOAT (or FLOAT16, BFLOAT16 or DOUBLE, "
+                               "converted to FLOAT)");
   }
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite((*out)[i])) {

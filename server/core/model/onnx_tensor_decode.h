@@ -5,6 +5,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,15 @@ inline Status Refuse(const std::string& where, const std::string& why) {
   return InvalidArgumentError(where + ": " + why);
 }
 
-// Reads a constant tensor as floats (fp32 or fp64 source), checking its size
-// against its dims and that every value is finite. Refusals start with
-// `label`, the node that reads the tensor.
+// Reads a constant tensor as floats (FLOAT, or FLOAT16, BFLOAT16 and DOUBLE
+// converted: the 16-bit types exactly, DOUBLE rounded to nearest), checking
+// its size against its dims and that every value is finite (a DOUBLE beyond
+// the FLOAT range is refused as non-finite). Refusals start with `label`,
+// the node that reads the tensor.
 Status ReadFloats(const ConstTensor& ct, const std::string& label, std::vector<float>* out);
+
+// IEEE binary16 and bfloat16 bit patterns to float (exact).
+float HalfToFloat(uint16_t bits);
+float BFloat16ToFloat(uint16_t bits);
 
 }  // namespace selu::core::onnx_internal

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <random>
 
 namespace selu::core {
@@ -296,8 +297,8 @@ TEST(OnnxLoaderTest, MetadataPropsAreKept) {
 TEST(OnnxLoaderRefusalTest, UnsupportedOpNamesNodeAndType) {
   ModelBuilder b;
   b.Gemm(4, 4, Iota(16), Iota(4));
-  b.Node("LeakyRelu", {}, "leaky");
-  EXPECT_REFUSED(b.Finish(), "'leaky'", "LeakyRelu", "unsupported op type");
+  b.Node("Hardmax", {}, "hardmax");
+  EXPECT_REFUSED(b.Finish(), "'hardmax'", "Hardmax", "unsupported op type");
 }
 
 TEST(OnnxLoaderRefusalTest, ShapeMismatchBetweenLayers) {
@@ -441,12 +442,14 @@ TEST(OnnxLoaderRefusalTest, ActivationBeforeFirstLayer) {
 }
 
 TEST(OnnxLoaderRefusalTest, AddAfterActivation) {
+  // A per-feature or scalar constant after an activation is a post-op
+  // (OnnxLoaderFoldTest); one of another shape is refused.
   ModelBuilder b;
   b.Gemm(4, 2, Iota(8), Iota(2));
   b.Node("Relu");
-  b.Initializer("c", {2}, {1, 1});
+  b.Initializer("c", {3}, {1, 1, 1});
   b.Node("Add", {"c"}, "late_add");
-  EXPECT_REFUSED(b.Finish(), "'late_add'", "only a bias directly after");
+  EXPECT_REFUSED(b.Finish(), "'late_add'", "constant 'c' has shape [3]");
 }
 
 TEST(OnnxLoaderRefusalTest, BranchingGraph) {
@@ -515,6 +518,450 @@ TEST(OnnxLoaderRefusalTest, CustomDomain) {
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(spec.status().message(), HasSubstr("'custom'"));
   EXPECT_THAT(spec.status().message(), HasSubstr("com.example"));
+}
+
+// ------------------------------------- activations, patterns, folds (issue 13)
+
+// A Constant node appended now (so it sits between the nodes added before and
+// after it, as PyTorch places them) holding `values` with `dims`.
+std::string ConstantNode(ModelBuilder& b, const std::string& name, std::vector<int64_t> dims,
+                         const std::vector<float>& values) {
+  auto* n = b.graph()->add_node();
+  n->set_op_type("Constant");
+  n->set_name(name);
+  n->add_output(name + "_out");
+  auto* a = n->add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  auto* t = a->mutable_t();
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->add_dims(d);
+  for (float v : values) t->add_float_data(v);
+  return name + "_out";
+}
+
+std::string Scalar(ModelBuilder& b, const std::string& name, float v) {
+  return ConstantNode(b, name, {}, {v});
+}
+
+// GELU as torch.onnx.export (PyTorch 1.13, opset 13) writes nn.GELU():
+// Div(x, √2) → Erf → Add(1) → Mul(x, ·) → Mul(0.5), constants in between.
+struct GeluConstants {
+  float divisor = 1.4142135381698608f;
+  float one = 1.0f;
+  float half = 0.5f;
+};
+void AddGelu(ModelBuilder& b, const std::string& tag, GeluConstants c = {}) {
+  const std::string x = b.current();
+  b.Node("Div", {Scalar(b, tag + "_sqrt2", c.divisor)}, tag + "_div");
+  b.Node("Erf", {}, tag + "_erf");
+  b.Node("Add", {Scalar(b, tag + "_one", c.one)}, tag + "_add");
+  b.Node("Mul", {x}, tag + "_mul");
+  b.Node("Mul", {Scalar(b, tag + "_half", c.half)}, tag + "_half_mul");
+}
+
+TEST(OnnxLoaderActivationTest, NewActivationNodes) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3), "fc1");
+  ModelBuilder::SetFloat(b.Node("LeakyRelu", {}, "leaky"), "alpha", 0.2f);
+  b.Node("LeakyRelu", {}, "leaky_default");
+  b.Node("HardSigmoid", {}, "hs_default");
+  auto* hs = b.Node("HardSigmoid", {}, "hs_torch");
+  ModelBuilder::SetFloat(hs, "alpha", 1.0f / 6.0f);
+  b.Node("Softplus", {}, "softplus");
+  b.Node("Clip", {Scalar(b, "lo", 0.0f), Scalar(b, "hi", 6.0f)}, "relu6");
+  b.Node("Clip", {"", Scalar(b, "hi2", 2.0f)}, "clamp_max");
+  b.Initializer("slope", {3}, {0.25f, -0.5f, 1.5f});
+  b.Node("PRelu", {"slope"}, "prelu");
+  b.Gemm(3, 2, Iota(6), Iota(2), "fc2");
+  b.Initializer("shared_slope", {1}, {0.3f});
+  b.Node("PRelu", {"shared_slope"}, "prelu_shared");
+  b.Initializer("equal_slopes", {1, 2}, {0.4f, 0.4f});
+  b.Node("PRelu", {"equal_slopes"}, "prelu_equal");
+  ModelBuilder::SetInt(b.Node("Cast", {}, "cast_float"), "to", onnx::TensorProto::FLOAT);
+  auto spec = LoadOnnxModelFromBytes(b.Finish(2));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const std::vector<Activation> first = {
+      Activation::LeakyRelu(0.2f),
+      Activation::LeakyRelu(0.01f),
+      Activation::HardSigmoid(0.2f, 0.5f),
+      Activation::HardSigmoid(1.0f / 6.0f, 0.5f),
+      Activation::Softplus(),
+      Activation::Clip(0.0f, 6.0f),
+      Activation::Clip(std::numeric_limits<float>::lowest(), 2.0f),
+      Activation::PRelu({0.25f, -0.5f, 1.5f})};
+  EXPECT_EQ(spec->layers[0].activations, first);
+  // One slope for all features (or all equal) is kept as one value.
+  const std::vector<Activation> second = {Activation::PRelu({0.3f}), Activation::PRelu({0.4f})};
+  EXPECT_EQ(spec->layers[1].activations, second);
+}
+
+TEST(OnnxLoaderActivationTest, ClipBoundsAsAttributesBeforeOpset11) {
+  ModelBuilder b({-1, 4}, /*opset=*/10);
+  b.Gemm(4, 2, Iota(8), Iota(2));
+  auto* clip = b.Node("Clip", {}, "clip10");
+  ModelBuilder::SetFloat(clip, "min", -1.0f);
+  ModelBuilder::SetFloat(clip, "max", 1.0f);
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->layers[0].activations, std::vector<Activation>{Activation::Clip(-1.0f, 1.0f)});
+}
+
+TEST(OnnxLoaderActivationTest, GeluSiluHardSwishPatterns) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3), "fc1");
+  AddGelu(b, "gelu");
+  b.Gemm(3, 3, Iota(9), Iota(3), "fc2");
+  const std::string x2 = b.current();
+  b.Node("Sigmoid", {}, "silu_sigmoid");
+  b.Node("Mul", {x2}, "silu_mul");
+  b.Gemm(3, 2, Iota(6), Iota(2), "fc3");
+  const std::string x3 = b.current();
+  ModelBuilder::SetFloat(b.Node("HardSigmoid", {}, "hs"), "alpha", 1.0f / 6.0f);
+  auto* mul = b.Node("Mul", {x3}, "hardswish_mul");
+  std::swap(*mul->mutable_input(0), *mul->mutable_input(1));  // x · gate, either order
+  auto spec = LoadOnnxModelFromBytes(b.Finish(2));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->layers.size(), 3u);
+  EXPECT_EQ(spec->layers[0].activations, std::vector<Activation>{Activation::Gelu()});
+  EXPECT_EQ(spec->layers[1].activations, std::vector<Activation>{Activation::Silu()});
+  EXPECT_EQ(spec->layers[2].activations, std::vector<Activation>{Activation::HardSwish()});
+  EXPECT_EQ(spec->layers[0].weights, Iota(12));  // nothing of the pattern folded into W
+}
+
+// Folds are computed here from their definitions, in double.
+TEST(OnnxLoaderFoldTest, BatchNormAfterGemmFoldsIntoWeightsAndBias) {
+  ModelBuilder b;
+  const auto w = Iota(12, 0.1f), bias = Iota(3, 0.3f);
+  b.Gemm(4, 3, w, bias, "fc");
+  const std::vector<float> scale = {1.5f, -0.5f, 2.0f}, shift = {0.1f, 0.2f, -0.3f};
+  const std::vector<float> mean = {0.05f, -0.1f, 0.4f}, var = {0.8f, 1.3f, 0.01f};
+  b.Initializer("bn_scale", {3}, scale);
+  b.Initializer("bn_B", {3}, shift);
+  b.Initializer("bn_mean", {3}, mean);
+  b.Initializer("bn_var", {3}, var);
+  auto* bn = b.Node("BatchNormalization", {"bn_scale", "bn_B", "bn_mean", "bn_var"}, "bn");
+  ModelBuilder::SetFloat(bn, "epsilon", 1e-3f);
+  b.Node("Selu");
+  auto spec = LoadOnnxModelFromBytes(b.Finish(3));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const DenseLayer& l = spec->layers[0];
+  for (int64_t j = 0; j < 3; ++j) {
+    const double s = double(scale[j]) / std::sqrt(double(var[j]) + double(1e-3f));
+    for (int64_t k = 0; k < 4; ++k) {
+      EXPECT_FLOAT_EQ(l.weights[k * 3 + j], float(double(w[k * 3 + j]) * s)) << k << "," << j;
+    }
+    EXPECT_FLOAT_EQ(l.bias[j], float((double(bias[j]) - mean[j]) * s + shift[j])) << j;
+  }
+  EXPECT_EQ(l.activations, std::vector<Activation>{Activation::Selu()});
+}
+
+TEST(OnnxLoaderFoldTest, ConstantsBeforeAnActivationFoldIntoTheLayer) {
+  ModelBuilder b;
+  const auto w = Iota(8, 0.1f);
+  b.Initializer("W", {4, 2}, w);
+  b.Node("MatMul", {"W"}, "mm");
+  b.Initializer("m", {1, 2}, {2.0f, -3.0f});
+  b.Node("Mul", {"m"}, "scale");                     // x·m
+  b.Node("Add", {Scalar(b, "one", 1.0f)}, "shift");  // + 1
+  auto* sub = b.Node("Sub", {Scalar(b, "ten", 10.0f)}, "flip");
+  std::swap(*sub->mutable_input(0), *sub->mutable_input(1));  // 10 − x
+  b.Node("Div", {Scalar(b, "four", 4.0f)}, "quarter");        // / 4
+  b.Node("Relu");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const DenseLayer& l = spec->layers[0];
+  const double m[2] = {2.0, -3.0};
+  for (int64_t j = 0; j < 2; ++j) {
+    for (int64_t k = 0; k < 4; ++k) {
+      EXPECT_FLOAT_EQ(l.weights[k * 2 + j], float(-m[j] * w[k * 2 + j] / 4.0));
+    }
+    EXPECT_FLOAT_EQ(l.bias[j], float((10.0 - 1.0) / 4.0));
+  }
+  EXPECT_EQ(l.activations, std::vector<Activation>{Activation::Relu()});
+}
+
+TEST(OnnxLoaderFoldTest, ConstantsAfterAnActivationBecomePostOps) {
+  ModelBuilder b;
+  b.Gemm(4, 2, Iota(8), Iota(2), "fc");
+  b.Node("Relu");
+  b.Node("Mul", {Scalar(b, "two", 2.0f)}, "double");
+  b.Node("Add", {Scalar(b, "one", 1.0f)}, "plus_one");  // merged: 2x + 1
+  b.Initializer("v", {2}, {0.5f, 4.0f});
+  b.Node("Mul", {"v"}, "per_feature_scale");
+  b.Node("Sub", {"v"}, "per_feature_shift");
+  b.Initializer("same", {2}, {3.0f, 3.0f});
+  b.Node("Add", {"same"}, "uniform_shift");  // one value for all: linear
+  b.Node("Tanh");
+  b.Initializer("bn_scale", {2}, {2.0f, 1.0f});
+  b.Initializer("bn_B", {2}, {0.0f, 1.0f});
+  b.Initializer("bn_mean", {2}, {1.0f, 0.0f});
+  b.Initializer("bn_var", {2}, {3.0f, 0.0f});
+  auto* bn = b.Node("BatchNormalization", {"bn_scale", "bn_B", "bn_mean", "bn_var"}, "late_bn");
+  ModelBuilder::SetFloat(bn, "epsilon", 1.0f);
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const std::vector<Activation> expected = {
+      Activation::Relu(), Activation::Linear(2.0f, 1.0f), Activation::Scale({0.5f, 4.0f}),
+      Activation::Shift({-0.5f, -4.0f}), Activation::Linear(1.0f, 3.0f), Activation::Tanh(),
+      // 2/√(3+1) = 1, 1/√(0+1) = 1: a shift of B − mean·1 = (−1, 1).
+      Activation::Shift({-1.0f, 1.0f})};
+  EXPECT_EQ(spec->layers[0].activations, expected);
+  EXPECT_EQ(spec->layers[0].weights, Iota(8));
+}
+
+// IEEE binary16 → float by its definition: (−1)^s · 2^(e−15) · 1.m, or
+// 2^(−14) · 0.m for e = 0.
+double HalfValue(uint16_t h) {
+  const int sign = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  const double v = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+  return sign ? -v : v;
+}
+
+TEST(OnnxLoaderTypeTest, EveryFiniteFloat16WeightConvertsExactly) {
+  std::vector<uint16_t> bits;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if (((h >> 10) & 0x1F) != 0x1F) bits.push_back(static_cast<uint16_t>(h));
+  }
+  ASSERT_EQ(bits.size(), 248u * 256u);
+  for (bool raw : {true, false}) {
+    ModelBuilder b({-1, 248});
+    auto* t = b.graph()->add_initializer();
+    t->set_name("W16");
+    t->set_data_type(onnx::TensorProto::FLOAT16);
+    t->add_dims(248);
+    t->add_dims(256);
+    if (raw) {
+      std::string bytes;
+      for (uint16_t h : bits) {
+        bytes.push_back(static_cast<char>(h & 0xFF));
+        bytes.push_back(static_cast<char>(h >> 8));
+      }
+      t->set_raw_data(bytes);
+    } else {
+      for (uint16_t h : bits) t->add_int32_data(h);
+    }
+    b.Node("MatMul", {"W16"}, "mm16");
+    auto spec = LoadOnnxModelFromBytes(b.Finish());
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    const auto& w = spec->layers[0].weights;
+    ASSERT_EQ(w.size(), bits.size());
+    for (size_t i = 0; i < bits.size(); ++i) {
+      ASSERT_EQ(double(w[i]), HalfValue(bits[i])) << "bits 0x" << std::hex << bits[i];
+      ASSERT_EQ(std::signbit(w[i]), (bits[i] & 0x8000) != 0);
+    }
+  }
+}
+
+TEST(OnnxLoaderTypeTest, BFloat16AndCastOfWeightsAndFloat64Bias) {
+  ModelBuilder b;
+  auto* t = b.graph()->add_initializer();
+  t->set_name("Wbf");
+  t->set_data_type(onnx::TensorProto::BFLOAT16);
+  t->add_dims(4);
+  t->add_dims(2);
+  // 1.5, −2, 0.1015625, −0 and powers of two 2⁻¹⁰⁰ … 2¹⁰⁰ (bits: value >> 16).
+  for (int v : {0x3FC0, 0xC000, 0x3DD0, 0x8000, 0x0D80, 0x7180, 0x3F80, 0x4000}) {
+    t->add_int32_data(v);
+  }
+  auto* cast = b.graph()->add_node();  // as converters write fp16/bf16 weights
+  cast->set_op_type("Cast");
+  cast->set_name("cast_w");
+  cast->add_input("Wbf");
+  cast->add_output("W32");
+  ModelBuilder::SetInt(cast, "to", onnx::TensorProto::FLOAT);
+  auto* c = b.graph()->add_initializer();
+  c->set_name("C64");
+  c->set_data_type(onnx::TensorProto::DOUBLE);
+  c->add_dims(2);
+  const double c64[2] = {0.1, -1e-3};
+  c->set_raw_data(std::string(reinterpret_cast<const char*>(c64), sizeof(c64)));
+  b.Node("Gemm", {"W32", "C64"}, "gemm_bf16");
+  auto spec = LoadOnnxModelFromBytes(b.Finish());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const std::vector<float> expected = {
+      1.5f, -2.0f, 0.1015625f, -0.0f, std::ldexp(1.0f, -100), std::ldexp(1.0f, 100), 1.0f, 2.0f};
+  EXPECT_EQ(spec->layers[0].weights, expected);
+  EXPECT_EQ(spec->layers[0].bias, (std::vector<float>{0.1f, -1e-3f}));  // rounded to nearest
+}
+
+// ------------------------------------------------- refusals of issue 13
+
+TEST(OnnxLoaderPatternRefusalTest, GeluWithWrongConstantsNamesTheNode) {
+  {
+    ModelBuilder b;
+    b.Gemm(4, 3, Iota(12), Iota(3));
+    AddGelu(b, "g", {.divisor = 2.0f});
+    EXPECT_REFUSED(b.Finish(), "'g_div'", "(Div)", "GELU", "must be 1.41421356", "got 2");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 3, Iota(12), Iota(3));
+    AddGelu(b, "g", {.one = 2.0f});
+    EXPECT_REFUSED(b.Finish(), "'g_add'", "(Add)", "GELU", "must be 1, got 2");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 3, Iota(12), Iota(3));
+    AddGelu(b, "g", {.half = 0.25f});
+    EXPECT_REFUSED(b.Finish(), "'g_half_mul'", "(Mul)", "must be 0.5, got 0.25");
+  }
+}
+
+TEST(OnnxLoaderPatternRefusalTest, GeluIntermediateWithAnotherConsumer) {
+  ModelBuilder b({-1, 4});
+  b.Gemm(4, 3, Iota(12), Iota(3));
+  const std::string x = b.current();
+  b.Node("Div", {Scalar(b, "sqrt2", 1.4142135f)}, "div");
+  b.Node("Erf", {}, "erf");
+  const std::string erf_out = b.current();
+  b.Node("Add", {Scalar(b, "one", 1.0f)}, "add");
+  b.Node("Mul", {x}, "mul");
+  b.Node("Mul", {erf_out}, "reuses_erf");  // erf's output read twice
+  EXPECT_REFUSED(b.Finish(), "'erf'", "(Erf)", "must feed exactly one Add");
+}
+
+TEST(OnnxLoaderPatternRefusalTest, GeluTanhApproximation) {
+  // nn.GELU(approximate='tanh') as PyTorch exports it starts with Mul(x, x).
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3));
+  b.Node("Mul", {b.current()}, "square");
+  EXPECT_REFUSED(b.Finish(), "'square'", "(Mul)", "is not a constant");
+}
+
+TEST(OnnxLoaderPatternRefusalTest, HardSigmoidGateNotHardSwish) {
+  ModelBuilder b;
+  b.Gemm(4, 3, Iota(12), Iota(3));
+  const std::string x = b.current();
+  b.Node("HardSigmoid", {}, "gate");  // ONNX defaults 0.2/0.5, not PyTorch's 1/6
+  b.Node("Mul", {x}, "gated");
+  EXPECT_REFUSED(b.Finish(), "'gate'", "HardSwish only with alpha=1/6", "got alpha=0.2");
+}
+
+TEST(OnnxLoaderPatternRefusalTest, ProductOfTwoTensorsAndErfAlone) {
+  {
+    ModelBuilder b;
+    b.Gemm(4, 3, Iota(12), Iota(3));
+    const std::string x = b.current();
+    b.Node("Tanh", {}, "t");
+    b.Node("Mul", {x}, "x_tanh");  // x·tanh(x) (Mish-like): no such pattern
+    EXPECT_REFUSED(b.Finish(), "'x_tanh'", "(Mul)", "is not a constant");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 3, Iota(12), Iota(3));
+    b.Node("Erf", {}, "lonely_erf");
+    EXPECT_REFUSED(b.Finish(), "'lonely_erf'", "unsupported op type 'Erf'");
+  }
+}
+
+TEST(OnnxLoaderFoldRefusalTest, ArithmeticThatIsNotAffine) {
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    auto* div = b.Node("Div", {Scalar(b, "one", 1.0f)}, "reciprocal");
+    std::swap(*div->mutable_input(0), *div->mutable_input(1));
+    EXPECT_REFUSED(b.Finish(), "'reciprocal'", "(Div)", "divides a constant by the tensor");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    b.Node("Div", {Scalar(b, "zero", 0.0f)}, "by_zero");
+    EXPECT_REFUSED(b.Finish(), "'by_zero'", "divides by zero");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    b.Node("Relu");
+    b.Node("Div", {Scalar(b, "tiny", 1e-45f)}, "huge_scale");  // 1/1e-45 is past FLOAT
+    EXPECT_REFUSED(b.Finish(), "'huge_scale'", "overflows FLOAT");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    b.Node("Relu");
+    b.Initializer("c", {2, 2}, {1, 1, 1, 1});
+    b.Node("Mul", {"c"}, "matrix_mul");
+    EXPECT_REFUSED(b.Finish(), "'matrix_mul'", "(Mul)", "has shape [2,2]", "expected [2]");
+  }
+  {
+    ModelBuilder b;  // input standardization is not folded
+    b.Initializer("mean", {4}, {1, 2, 3, 4});
+    b.Node("Sub", {"mean"}, "standardize");
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    EXPECT_REFUSED(b.Finish(), "'standardize'", "(Sub)", "before the first Gemm/MatMul");
+  }
+}
+
+TEST(OnnxLoaderFoldRefusalTest, BatchNormOutsideTheInferenceForm) {
+  auto bn_model = [](auto&& tweak) {
+    ModelBuilder b({-1, 4}, /*opset=*/15);  // training_mode: opset 14 on
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    for (const char* n : {"s", "B", "m", "v"}) b.Initializer(n, {2}, {1.0f, 1.0f});
+    auto* bn = b.Node("BatchNormalization", {"s", "B", "m", "v"}, "bn");
+    tweak(b, bn);
+    return b.Finish();
+  };
+  EXPECT_REFUSED(bn_model([](ModelBuilder&, onnx::NodeProto* bn) {
+                   ModelBuilder::SetInt(bn, "training_mode", 1);
+                 }),
+                 "'bn'", "(BatchNormalization)", "training_mode=1");
+  EXPECT_REFUSED(bn_model([](ModelBuilder&, onnx::NodeProto* bn) {
+                   bn->add_output("running_mean");
+                   bn->add_output("running_var");
+                 }),
+                 "'bn'", "training form");
+  EXPECT_REFUSED(bn_model([](ModelBuilder& b, onnx::NodeProto* bn) {
+                   b.Initializer("neg_var", {2}, {1.0f, -2.0f});
+                   bn->set_input(4, "neg_var");
+                 }),
+                 "'bn'", "input_var + epsilon is not positive at feature 1");
+  EXPECT_REFUSED(bn_model([](ModelBuilder& b, onnx::NodeProto* bn) {
+                   b.Initializer("m3", {3}, {1.0f, 1.0f, 1.0f});
+                   bn->set_input(3, "m3");
+                 }),
+                 "'bn'", "input_mean 'm3' has shape [3]");
+}
+
+TEST(OnnxLoaderActivationRefusalTest, ClipPReluAndCast) {
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    b.Node("Clip", {Scalar(b, "lo", 3.0f), Scalar(b, "hi", 1.0f)}, "inverted");
+    EXPECT_REFUSED(b.Finish(), "'inverted'", "(Clip)", "min 3 is above max 1");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    const std::string x = b.current();
+    b.Node("Relu");
+    b.Node("Clip", {x}, "dynamic_min");
+    EXPECT_REFUSED(b.Finish(), "'dynamic_min'", "is not a constant");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    b.Initializer("slopes", {2, 2}, {1, 1, 1, 1});
+    b.Node("PRelu", {"slopes"}, "prelu2d");
+    EXPECT_REFUSED(b.Finish(), "'prelu2d'", "(PRelu)", "slope 'slopes' has shape [2,2]");
+  }
+  {
+    ModelBuilder b;
+    b.Gemm(4, 2, Iota(8), Iota(2));
+    ModelBuilder::SetInt(b.Node("Cast", {}, "to_half"), "to", onnx::TensorProto::FLOAT16);
+    EXPECT_REFUSED(b.Finish(), "'to_half'", "(Cast)", "FLOAT16", "computes in FLOAT only");
+  }
+  {
+    ModelBuilder b;
+    auto* t = b.graph()->add_initializer();
+    t->set_name("W8");
+    t->set_data_type(onnx::TensorProto::INT8);
+    t->add_dims(4);
+    t->add_dims(2);
+    for (int i = 0; i < 8; ++i) t->add_int32_data(i);
+    b.Node("MatMul", {"W8"}, "int8_mm");
+    EXPECT_REFUSED(b.Finish(), "'int8_mm'", "element type INT8", "FLOAT16, BFLOAT16 or DOUBLE");
+  }
 }
 
 TEST(OnnxLoaderFileTest, MissingFileIsNotFound) {
