@@ -2,8 +2,11 @@
 //
 // Each dense layer is one oneDNN primitive (inner product or matmul, chosen by
 // MlpEngineOptions::primitive) with its bias and activations fused as post-ops
-// (SELU = eltwise_elu(α) then eltwise_linear(λ)); a final softmax, if any, is a
-// softmax primitive run in place. Weights are reordered once into the layout
+// (SELU = eltwise_elu(α) then eltwise_linear(λ)); where oneDNN 2.6 cannot fuse
+// the rest of a layer's chain (a per-channel PReLU, an eltwise algorithm
+// repeated with other parameters), the remaining steps run as in-place
+// primitives on the layer's output (layer_ops.h). A final softmax, if any, is
+// a softmax primitive run in place. Weights are reordered once into the layout
 // the primitive prefers. Primitives are built once per batch size ("plan") and
 // reused; plans are shared by all workspaces and bounded in number.
 //
