@@ -41,6 +41,9 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_address, credentials, &app->port_);
+  // No SO_REUSEPORT: a second server on this port fails at start-up, naming
+  // the address, instead of silently sharing the first one's connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(app->service_.get());

@@ -64,7 +64,17 @@ HELDOUT_CSV = os.path.join(BUNDLED_REPOSITORY, BUNDLED_MODEL, "heldout.csv")
 # Outputs must equal the numpy reference (models/onnx_mlp_eval.py) this closely:
 # oneDNN's fp32 kernels and numpy's fp32 matmul differ only in summation order.
 TOLERANCE = 1e-5
-START_TIMEOUT_S = 60.0
+# Sanitizer builds run the server several times slower: their test presets set
+# SELU_TEST_SLOWDOWN (CMakePresets.json), which scales the waits here and the
+# tests' own safety-net timeouts. Never what a test measures; 1 in release.
+SLOWDOWN = float(os.environ.get("SELU_TEST_SLOWDOWN") or 1)
+START_TIMEOUT_S = 60.0 * SLOWDOWN
+
+# A line that starts a sanitizer report in the server's log (ASan, LSan, UBSan
+# with -fno-sanitize-recover, TSan). Any of them fails the test that ran the
+# server, whatever the exit code (TSan goes on running after a report).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ",
+                     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
 
 _running = set()
 
@@ -86,6 +96,20 @@ def _die_with_parent():
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _preexec(user):
+    """The child's set-up: another user first (a change of credentials
+    clears the parent-death signal), then die with the parent."""
+    if user is None:
+        return _die_with_parent
+
+    def run():
+        os.setgroups([])
+        os.setgid(user[1])
+        os.setuid(user[0])
+        _die_with_parent()
+    return run
+
+
 class ServerStartError(RuntimeError):
     pass
 
@@ -100,11 +124,17 @@ class SeluServer:
     `metrics_port` once started); False passes --metrics-address "" (none).
     credentials: grpc.ChannelCredentials for a server started with --tls-cert
     (the start-up wait, `channel` and new_channel() use them); None: plaintext.
+    user: (uid, gid) to run the server as (this process must be root), so that
+    file permissions apply to it; None: this process's user.
+    grpc_address: --grpc-address (a free port of 127.0.0.1 by default).
     """
 
     def __init__(self, *args, repository=BUNDLED_REPOSITORY, env=None, ready_service="",
-                 grace_s=10.0, metrics=True, credentials=None):
+                 grace_s=10.0, metrics=True, credentials=None, user=None,
+                 grpc_address="127.0.0.1:0"):
         self.args = list(args)
+        self.user = user
+        self.grpc_address = grpc_address
         self.credentials = credentials
         self.repository = repository
         self.env = dict(os.environ)
@@ -117,7 +147,10 @@ class SeluServer:
         self.metrics_port = None
         self.channel = None
         self.workdir = tempfile.mkdtemp(prefix="selu-it-")
+        if user is not None:
+            os.chown(self.workdir, *user)  # the port files
         self.log_path = os.path.join(self.workdir, "server.log")
+        self._sanitizer_checked = False
 
     # ---- lifecycle
 
@@ -130,11 +163,11 @@ class SeluServer:
         else:
             metrics_args = ["--metrics-address", ""]
         cmd = [SERVE_BIN, "--model-repository", self.repository,
-               "--grpc-address", "127.0.0.1:0"] + metrics_args + [
+               "--grpc-address", self.grpc_address] + metrics_args + [
                "--port-file", port_file, "--shutdown-grace", str(self.grace_s)] + self.args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env, preexec_fn=_die_with_parent)
+                                     env=self.env, preexec_fn=_preexec(self.user))
         _running.add(self.proc)
         try:
             self.port = self._wait_for_port(port_file)
@@ -202,8 +235,9 @@ class SeluServer:
             return 0
         if self.proc.poll() is None:
             self.terminate()
-        code = self.wait(self.grace_s + 15)
+        code = self.wait(self.grace_s + 15 * SLOWDOWN)
         self._close()
+        self.check_sanitizer_report()
         return code
 
     def kill(self):
@@ -233,6 +267,28 @@ class SeluServer:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return "(no log)"
+
+    def sanitizer_report(self):
+        """The server log from its first sanitizer report on, or None."""
+        text = self.log_text()
+        starts = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+        if not starts:
+            return None
+        start = text.rfind("\n", 0, min(starts)) + 1
+        return text[start:start + 30000]
+
+    def check_sanitizer_report(self):
+        """Raises AssertionError carrying the report if the log holds one
+        (once per server: a second call after a failure passes)."""
+        if self._sanitizer_checked:
+            return
+        self._sanitizer_checked = True
+        report = self.sanitizer_report()
+        if report is not None:
+            sys.stderr.write("\n==== sanitizer report from selu-serve %s (%s) ====\n%s\n"
+                             "==== end of report ====\n" % (" ".join(self.args),
+                                                             self.log_path, report))
+            raise AssertionError("selu-serve printed a sanitizer report:\n" + report[:4000])
 
     def describe_failure(self, what):
         text = self.log_text()
@@ -319,6 +375,7 @@ class ServerTestCase(unittest.TestCase):
                                          % code)
             else:
                 server._close()
+                server.check_sanitizer_report()
             if self._test_failed():
                 sys.stderr.write(server.describe_failure("test failed"))
         finally:

@@ -1,11 +1,15 @@
 """64 concurrent callers × 500 requests of 1..8 rows: every caller gets the
-answer for its own rows (ids tracked), and the dynamic batcher merged
-requests (fewer engine calls than requests) without losing or double-counting
-a row."""
+answer for its own rows (ids tracked), and the server's books count every
+request and row once, however the batcher merged them. That it merges is
+proven without timing: callers released together against a batcher that waits
+(as long as a test may take) for a preferred batch size that only all of them
+together reach, so every round is exactly one engine call."""
 
 import threading
 import time
 import unittest
+
+import grpc
 
 import numpy as np
 
@@ -17,7 +21,7 @@ MAX_ROWS = 8
 
 
 class ConcurrentCallersTest(s.ServerTestCase):
-    def test_concurrent_mixed_batches_are_correct_and_merged(self):
+    def test_concurrent_mixed_batches_are_correct_and_counted(self):
         server = self.start_server("--max-batch-size", "64", "--max-queue-delay-us", "500")
         x, _ = s.load_heldout()
         expected = s.bundled_reference()(x)
@@ -82,10 +86,53 @@ class ConcurrentCallersTest(s.ServerTestCase):
                  total_requests / max(executions, 1)))
         self.assertEqual(requests, total_requests)
         self.assertEqual(rows, sum(rows_sent))
-        self.assertLess(executions, total_requests, "the batcher merged no requests")
+        self.assertLessEqual(executions, total_requests)
         self.assertEqual(after.inference_stats.fail.count, 0)
         batched = sum(b.batch_size * b.compute_infer.count for b in after.batch_stats)
         self.assertEqual(batched, sum(rows_sent), "batch_stats rows disagree with inference_count")
+        calls = sum(b.compute_infer.count for b in after.batch_stats)
+        self.assertEqual(calls, executions, "batch_stats calls disagree with execution_count")
+
+    def test_callers_released_together_are_merged_into_one_engine_call(self):
+        callers, rows, rounds = 8, 4, 5
+        preferred = callers * rows
+        # Waits up to 10 s (a safety net) for company, dispatches at once at 32 rows.
+        server = self.start_server("--max-batch-size", "64", "--preferred-batch-size",
+                                   str(preferred), "--max-queue-delay-us",
+                                   str(int(10e6 * s.SLOWDOWN)), "--batch-execution", "workers")
+        x, _ = s.load_heldout()
+        expected = s.bundled_reference()(x)
+        stubs = [server.inference(server.new_channel()) for _ in range(callers)]
+        barrier = threading.Barrier(callers)
+        errors = []
+
+        def caller(c):
+            for r in range(rounds):
+                start = (r * callers + c) * rows
+                barrier.wait(timeout=60)
+                try:
+                    resp = stubs[c].ModelInfer(s.infer_request(x[start:start + rows]),
+                                               timeout=60)
+                    got = s.response_output(resp, rows, 10)
+                    if np.abs(got - expected[start:start + rows]).max() > s.TOLERANCE:
+                        raise AssertionError("caller %d round %d: wrong rows" % (c, r))
+                except (grpc.RpcError, AssertionError) as e:
+                    errors.append(e)
+
+        threads = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        self.assertFalse(any(t.is_alive() for t in threads), "callers still running")
+        self.assertEqual(errors[:3], [])
+        after = s.statistics(stubs[0])
+        self.assertEqual(after.inference_stats.success.count, callers * rounds)
+        self.assertEqual(after.inference_count, preferred * rounds)
+        # Every round: one engine call of all eight callers' rows.
+        self.assertEqual(after.execution_count, rounds)
+        self.assertEqual({b.batch_size: b.compute_infer.count for b in after.batch_stats},
+                         {preferred: rounds})
 
 
 if __name__ == "__main__":

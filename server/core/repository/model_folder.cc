@@ -4,7 +4,9 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -122,8 +124,16 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
   if (f.config_status.ok() && override_config != nullptr) {
     f.config = *override_config;
     f.have_config = true;
-  } else if (f.config_status.ok() && fs::exists(config_path, ec)) {
-    f.config_status = ReadConfigFile(canonical_root, config_path, &f, &config_stamp);
+  } else if (f.config_status.ok()) {
+    // A config.pbtxt that cannot be checked for (say, a folder without read
+    // permission) is an error, not an absent file.
+    const bool exists = fs::exists(config_path, ec);
+    if (ec) {
+      f.config_status =
+          FailedPreconditionError("cannot read '" + config_path.string() + "': " + ec.message());
+    } else if (exists) {
+      f.config_status = ReadConfigFile(canonical_root, config_path, &f, &config_stamp);
+    }
   }
   if (f.config_status.ok()) {
     auto settings = ReadModelConfigSettings(f.config, name, &f.warnings);
@@ -135,15 +145,34 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
     }
   }
 
-  // The versions on disk, newest first.
-  for (const auto& v : fs::directory_iterator(dir, ec)) {
+  // The versions on disk, newest first. A folder that cannot be listed is an
+  // error (what serves stays), not a folder without versions.
+  fs::directory_iterator it(dir, ec);
+  if (ec && f.folder_status.ok()) {
+    f.folder_status = FailedPreconditionError("cannot read the model folder '" + dir.string() +
+                                              "': " + ec.message());
+    f.config_status = f.folder_status;
+  }
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::directory_entry& v = *it;
+    std::error_code entry_ec;
     const auto version = ParseModelVersion(v.path().filename().string());
-    if (!version || !v.is_directory(ec)) continue;
+    if (!version || !v.is_directory(entry_ec)) continue;
     const fs::path file = v.path() / f.settings.model_filename;
     struct stat st {};
-    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    DiskVersion d{
-        *version, file.string(), FileStamp::Of(st), {}, CheckInside(canonical_root, file)};
+    DiskVersion d{*version, file.string(), {}, {}, OkStatus()};
+    const bool found = ::stat(file.c_str(), &st) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+      // Listed with the problem, so that a serving version whose file was
+      // deleted keeps serving (Reconcile drops such folders otherwise).
+      d.missing = true;
+      d.problem = NotFoundError("cannot read '" + file.string() +
+                                "': " + (found ? "not a regular file" : std::strerror(errno)));
+      f.versions.push_back(std::move(d));
+      continue;
+    }
+    d.stamp = FileStamp::Of(st);
+    d.problem = CheckInside(canonical_root, file);
     struct stat ref {};
     if (::stat((v.path() / kReferenceStatsFile).c_str(), &ref) == 0) {
       d.reference_stamp = FileStamp::Of(ref);

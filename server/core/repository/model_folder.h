@@ -53,7 +53,10 @@ struct DiskVersion {
   // Of <version>/reference_stats.json (the monitor's reference; size -1 when
   // there is none): a new or changed reference reloads the version too.
   FileStamp reference_stamp;
-  Status problem;  // the file resolves outside the repository
+  Status problem;  // the file resolves outside the repository, or is missing
+  // The version folder has no model file (or not a regular one): Reconcile
+  // ignores such a folder unless its version serves, which then keeps serving.
+  bool missing = false;
 };
 
 // A model folder as found on disk.

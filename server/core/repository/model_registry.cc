@@ -47,7 +47,12 @@ ModelRegistry::~ModelRegistry() {
 StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(ModelRegistryOptions options) {
   std::error_code ec;
   if (!fs::is_directory(options.root, ec)) {
-    return NotFoundError("model repository '" + options.root + "' is not a readable folder");
+    return NotFoundError("model repository '" + options.root + "' is not a readable folder" +
+                         (ec ? ": " + ec.message() : std::string()));
+  }
+  if (fs::directory_iterator(options.root, ec); ec) {
+    return FailedPreconditionError("cannot read the model repository '" + options.root +
+                                   "': " + ec.message());
   }
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(std::move(options)));
   registry->canonical_root_ = fs::canonical(registry->options_.root, ec).string();

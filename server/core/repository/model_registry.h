@@ -107,7 +107,8 @@ class ModelRegistry {
 
   // Checks `options.root` and loads the start-up models (every model folder
   // for kNone and kPoll, options.startup_models for kExplicit), then starts
-  // the control thread. NOT_FOUND if the root is not a readable folder;
+  // the control thread. NOT_FOUND if the root is not a folder,
+  // FAILED_PRECONDITION if it cannot be listed;
   // INVALID_ARGUMENT or NOT_FOUND if a start-up model name is not a model
   // folder.
   // Model folders whose load fails are recorded, not returned as an error.
@@ -228,6 +229,9 @@ class ModelRegistry {
   std::deque<std::pair<std::function<void()>, std::function<void(Status)>>> tasks_;
   bool stopping_ = false;
   std::thread control_thread_;
+  // Why the last poll could not list the repository ("" when it could);
+  // control thread only.
+  std::string poll_problem_;
 };
 
 }  // namespace selu::core

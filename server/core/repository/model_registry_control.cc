@@ -78,6 +78,24 @@ Status ModelRegistry::Unload(const std::string& name) {
 }
 
 void ModelRegistry::Poll() {
+  // A repository that cannot be listed (permissions, an unmounted volume) has
+  // not lost its models: keep serving them, say so once, and look again at
+  // the next poll.
+  std::error_code ec;
+  fs::directory_iterator listing(options_.root, ec);
+  if (ec) {
+    const std::string problem = ec.message();
+    if (problem != poll_problem_) {
+      Log("error", "cannot read the model repository '" + options_.root + "': " + problem +
+                       "; the models loaded keep serving, the next polls retry");
+    }
+    poll_problem_ = problem;
+    return;
+  }
+  if (!poll_problem_.empty()) {
+    Log("info", "the model repository '" + options_.root + "' is readable again");
+    poll_problem_.clear();
+  }
   std::vector<std::string> names = ModelFolderNames(options_.root);
   {
     std::shared_lock lock(mu_);

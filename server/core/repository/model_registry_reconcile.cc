@@ -58,7 +58,32 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   const ModelEntry* current = FindEntryLocked(name);
   const fs::path dir = fs::path(options_.root) / name;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
+  const bool is_folder = fs::is_directory(dir, ec);
+  if (!is_folder && ec && ec != std::errc::no_such_file_or_directory &&
+      ec != std::errc::not_a_directory) {
+    // Whether the folder is there cannot be told (permissions, I/O errors):
+    // that is no removal, so what serves keeps serving.
+    const std::string reason =
+        "cannot read the model folder '" + dir.string() + "': " + ec.message();
+    const Status unreadable = FailedPreconditionError(
+        "model '" + QuoteClientText(name) + "': " + reason + "; what serves keeps serving");
+    if (current == nullptr) return unreadable;
+    bool changed = false;
+    {
+      std::unique_lock lock(mu_);
+      ModelEntry* entry = FindEntryLocked(name);
+      changed = entry->fingerprint != reason;
+      entry->reason = reason;
+      entry->fingerprint = reason;
+    }
+    if (changed) {
+      RecordLoad(name, false, Clock::duration::zero());
+      Log("error", unreadable.message());
+      if (options_.on_change) options_.on_change();
+    }
+    return unreadable;
+  }
+  if (!is_folder) {
     const Status gone = NotFoundError("no model folder '" + QuoteClientText(name) +
                                       "' in the model repository '" + options_.root + "'");
     if (current == nullptr) return gone;
@@ -83,6 +108,14 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   }
 
   ModelFolder folder = ReadModelFolder(options_.root, canonical_root_, name, override_config);
+  // A version folder without its model file counts only while its version
+  // serves: the file was deleted under it, so it keeps serving from memory and
+  // the failed reload says why. Otherwise the folder is not a version yet.
+  std::erase_if(folder.versions, [&](const DiskVersion& d) {
+    if (!d.missing || current == nullptr) return d.missing;
+    return std::none_of(current->versions.begin(), current->versions.end(),
+                        [&](const VersionSlot& s) { return s.version == d.version && s.model; });
+  });
   // Nothing changed since the last scan: nothing to do (and a failure is not
   // retried until its files change; LoadModel retries).
   const std::vector<DiskVersion>& disk = folder.versions;
@@ -243,6 +276,7 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   if (disk.empty() && slots.empty()) RecordLoad(name, false, Clock::duration::zero());
 
   std::vector<std::shared_ptr<ServableModel>> retired;
+  bool still_serving = false;
   {
     std::unique_lock lock(mu_);
     ModelEntry* entry = FindEntryLocked(name);
@@ -260,8 +294,12 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
     entry->wanted = true;
     entry->reason = reason;
     entry->fingerprint = folder.fingerprint;
+    still_serving = entry->Serves();
   }
-  if (!reason.empty()) Log("error", "model '" + QuoteClientText(name) + "' UNAVAILABLE: " + reason);
+  // A model kept serving its old versions has said so ("keeping version ...").
+  if (!reason.empty() && !still_serving) {
+    Log("error", "model '" + QuoteClientText(name) + "' UNAVAILABLE: " + reason);
+  }
   if (options_.on_change) options_.on_change();
   old.clear();  // the retired versions' last references are in `retired`
   Retire(std::move(retired));
