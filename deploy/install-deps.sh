@@ -8,7 +8,7 @@
 #          so no ca-certificates).
 # build:   compilers, CMake and the -dev packages (includes runtime).
 # test:    GoogleTest, Python with torch/onnx/grpcio, Prometheus, kubectl, node/npm
-#          (deploy/check-deploy.sh) (includes build).
+#          (deploy/check-deploy.sh), clang-14 + libFuzzer (tests/fuzz) (includes build).
 # Idempotent: packages already installed are skipped; apt is only asked for the
 # missing ones, so a second run costs a dpkg query and nothing else.
 set -euo pipefail
@@ -31,6 +31,7 @@ TEST_PKGS=(
   libopenblas0-pthread
   prometheus curl procps ca-certificates
   kubernetes-client nodejs npm python3-yaml
+  clang-14 libfuzzer-14-dev
 )
 # Packages whose command is enough, from whatever package provides it: on a
 # machine with another kubectl (Google's) or NodeSource's nodejs (which ships

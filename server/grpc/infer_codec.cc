@@ -12,12 +12,16 @@ namespace {
 using core::InvalidArgumentError;
 using core::Status;
 
+// The client's shape as a message quotes it: the first dims only, so that a
+// shape of thousands of dims cannot make a message over gRPC's 8 KB limit.
 std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape) {
+  constexpr int kShownDims = 8;
   std::string s = "[";
-  for (int i = 0; i < shape.size(); ++i) {
+  for (int i = 0; i < shape.size() && i < kShownDims; ++i) {
     if (i) s += ",";
     s += std::to_string(shape[i]);
   }
+  if (shape.size() > kShownDims) s += ",... (" + std::to_string(shape.size()) + " dims)";
   return s + "]";
 }
 

@@ -16,15 +16,19 @@ std::string DataTypeName(int type) {
   return name.empty() ? std::to_string(type) : name;
 }
 
+// Dims as a message quotes them: the first ones only, so that a config (a
+// RepositoryModelLoad request's) with thousands of dims cannot make a message
+// over gRPC's 8 KB limit.
 template <typename Dims>
 std::string DimsString(const Dims& dims) {
+  constexpr int kShownDims = 8;
   std::string s = "[";
-  bool first = true;
-  for (int64_t d : dims) {
-    if (!first) s += ", ";
-    s += std::to_string(d);
-    first = false;
+  const int size = static_cast<int>(dims.size());
+  for (int i = 0; i < size && i < kShownDims; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims[i]);
   }
+  if (size > kShownDims) s += ", ... (" + std::to_string(size) + " dims)";
   return s + "]";
 }
 
