@@ -96,10 +96,12 @@ class ConcurrentCallersTest(s.ServerTestCase):
     def test_callers_released_together_are_merged_into_one_engine_call(self):
         callers, rows, rounds = 8, 4, 5
         preferred = callers * rows
-        # Waits up to 10 s (a safety net) for company, dispatches at once at 32 rows.
+        # Waits up to 10 s (a safety net, and the most --max-queue-delay-us
+        # takes, so not scaled by s.SLOWDOWN) for company, dispatches at once
+        # at 32 rows.
         server = self.start_server("--max-batch-size", "64", "--preferred-batch-size",
-                                   str(preferred), "--max-queue-delay-us",
-                                   str(int(10e6 * s.SLOWDOWN)), "--batch-execution", "workers")
+                                   str(preferred), "--max-queue-delay-us", "10000000",
+                                   "--batch-execution", "workers")
         x, _ = s.load_heldout()
         expected = s.bundled_reference()(x)
         stubs = [server.inference(server.new_channel()) for _ in range(callers)]

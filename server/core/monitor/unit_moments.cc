@@ -16,14 +16,22 @@ UnitMoments::UnitMoments(int64_t features)
 
 namespace {
 
+// ThreadSanitizer instruments the resolver that target_clones makes, and that
+// resolver runs while the program is being loaded, before TSan is set up: the
+// process crashes at start. The tsan preset defines SELU_NO_TARGET_CLONES
+// (it has to undefine __SANITIZE_THREAD__), and gets the baseline version.
+#ifdef SELU_NO_TARGET_CLONES
+#define SELU_CPU_CLONES
+#else
+#define SELU_CPU_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
+#endif
+
 // The sampled path's one hot loop: per unit, four running sums of the
 // deviation from the window's first sample. Built for AVX-512, AVX2 and
 // baseline x86-64 and chosen at load by the CPU (the binary itself targets
 // baseline x86-64); this file is compiled with -O3 so each clone vectorizes.
-[[gnu::target_clones("avx512f", "avx2", "default")]] void AddRows(const float* data, int64_t rows,
-                                                                  size_t f, const double* shift,
-                                                                  double* s1, double* s2,
-                                                                  double* s3, double* s4) {
+SELU_CPU_CLONES void AddRows(const float* data, int64_t rows, size_t f, const double* shift,
+                             double* s1, double* s2, double* s3, double* s4) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = data + static_cast<size_t>(r) * f;
     for (size_t j = 0; j < f; ++j) {
@@ -104,10 +112,10 @@ namespace {
 
 // Σ over units of (Jeffreys divergence − sampling noise), from the raw sums;
 // three divisions a unit, vectorized per CPU as AddRows is.
-[[gnu::target_clones("avx512f", "avx2", "default")]] double ExcessSum(
-    size_t f, double n, const double* shift, const double* s1, const double* s2, const double* s3,
-    const double* s4, const double* ref_mean, const double* ref_var, double floor,
-    double sampling) {
+SELU_CPU_CLONES double ExcessSum(size_t f, double n, const double* shift, const double* s1,
+                                 const double* s2, const double* s3, const double* s4,
+                                 const double* ref_mean, const double* ref_var, double floor,
+                                 double sampling) {
   const double inv_n = 1.0 / n;
   double total = 0;
   for (size_t j = 0; j < f; ++j) {
