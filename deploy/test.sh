@@ -13,6 +13,7 @@
 #   SELU_PRESET=asan deploy/test.sh   one preset's build and its test preset only
 #   SELU_SKIP_ASAN=1 deploy/test.sh   skip the ASan+UBSan phase
 #   SELU_SKIP_TSAN=1 deploy/test.sh   skip the TSan phase
+#   SELU_SKIP_FUZZ=1 deploy/test.sh   skip the fuzz phase (SELU_FUZZ_SECONDS per target, 20)
 #
 # A sanitizer report fails the test it happened in: the processes exit
 # non-zero (ASan halts, UBSan does not recover, TSan exits 66), and the
@@ -56,4 +57,10 @@ if [[ "${SELU_SKIP_TSAN:-0}" != 1 ]]; then
   phase "tsan build" cmake --build --preset tsan -j "$jobs" \
     --target selu-serve selu-client selu_integration_stubs
   phase "tsan ctest" ctest --preset tsan -j 1
+fi
+
+# Coverage-guided fuzzing (clang-14 libFuzzer, ASan+UBSan): every kept crash
+# input again, then each target for a short fixed time (tests/fuzz/run.sh).
+if [[ "${SELU_SKIP_FUZZ:-0}" != 1 ]]; then
+  phase "fuzz" tests/fuzz/run.sh "${SELU_FUZZ_SECONDS:-20}"
 fi
