@@ -232,9 +232,9 @@ void ServerApp::Stop() {
   // clients are then all waiting, and nothing is on the way (shutdown_gate.h).
   auto& gate = service_->shutdown_gate();
   gate.BeginHolding();
-  const auto hold_until = std::min(drain_deadline_, SteadyClock::now() + milliseconds(250));
+  const auto hold_until = std::min(drain_deadline_, SteadyClock::now() + milliseconds(500));
   while (SteadyClock::now() < hold_until &&
-         SteadyClock::now() - gate.last_arrival() < milliseconds(20)) {
+         SteadyClock::now() - gate.last_arrival() < milliseconds(30)) {
     std::this_thread::sleep_for(milliseconds(2));
   }
   // GOAWAY on every connection, then the held calls' answers after it. What
@@ -243,7 +243,11 @@ void ServerApp::Stop() {
       std::chrono::system_clock::now() +
       std::max<SteadyClock::duration>(milliseconds(500), drain_deadline_ - SteadyClock::now());
   std::thread shutdown([this, shutdown_deadline] { server_->Shutdown(shutdown_deadline); });
-  std::this_thread::sleep_for(milliseconds(20));
+  // The held answers must leave after the GOAWAY: a client answered before it
+  // would send its next call into Shutdown's window, where gRPC drops it
+  // (CANCELLED). Shutdown gives no sign that GOAWAY is out; 100 ms is ample
+  // even for a sanitizer build (20 ms was not, under TSan).
+  std::this_thread::sleep_for(milliseconds(100));
   const size_t held = gate.ReleaseHeld();
   shutdown.join();
   server_->Wait();
