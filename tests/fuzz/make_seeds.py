@@ -10,6 +10,10 @@ config.pbtxt and JSON configs as Triton users write them, and ModelInfer
 requests for the bundled model (models/digits_snn: input "input" [N, 64],
 output "probabilities" [N, 10]) and for the fuzzers' rank-3 spec (input "x"
 [N, 2, 3], output "y", batch fixed at 3).
+
+The corpus folders also hold grown-* files: a few small inputs picked from the
+30-minute runs' merged corpora (those adding the most coverage); this script
+leaves them alone.
 """
 
 import argparse
