@@ -102,24 +102,23 @@ bool IsLinear(const ElementOp& op) {
 
 }  // namespace
 
-LayerOps LowerActivations(const std::vector<Activation>& activations, const dnnl::engine& cpu) {
-  std::vector<ElementOp> ops;
-  for (const Activation& a : activations) {
-    std::vector<ElementOp> lowered;
-    Lower(a, cpu, &lowered);
-    for (ElementOp& op : lowered) {
-      if (IsLinear(op) && !ops.empty() && IsLinear(ops.back())) {
-        // a₂(a₁x + b₁) + b₂
-        ElementOp& last = ops.back();
-        const double alpha = double(op.alpha) * last.alpha;
-        const double beta = double(op.alpha) * last.beta + op.beta;
-        last.alpha = static_cast<float>(alpha);
-        last.beta = static_cast<float>(beta);
-      } else {
-        ops.push_back(std::move(op));
-      }
-    }
+namespace {
+
+// Appends `op`, merging consecutive eltwise_linear operations.
+void Push(ElementOp op, std::vector<ElementOp>* ops) {
+  if (IsLinear(op) && !ops->empty() && IsLinear(ops->back())) {
+    // a₂(a₁x + b₁) + b₂
+    ElementOp& last = ops->back();
+    const double alpha = double(op.alpha) * last.alpha;
+    const double beta = double(op.alpha) * last.beta + op.beta;
+    last.alpha = static_cast<float>(alpha);
+    last.beta = static_cast<float>(beta);
+  } else {
+    ops->push_back(std::move(op));
   }
+}
+
+LayerOps Split(std::vector<ElementOp> ops) {
   LayerOps out;
   std::map<algorithm, std::pair<float, float>> used;  // eltwise algorithm → its parameters
   size_t k = 0;
@@ -136,11 +135,60 @@ LayerOps LowerActivations(const std::vector<Activation>& activations, const dnnl
   return out;
 }
 
-dnnl::post_ops FusedPostOps(const LayerOps& ops) {
+void LowerAll(const std::vector<Activation>& activations, const dnnl::engine& cpu,
+              std::vector<ElementOp>* ops) {
+  for (const Activation& a : activations) {
+    std::vector<ElementOp> lowered;
+    Lower(a, cpu, &lowered);
+    for (ElementOp& op : lowered) Push(std::move(op), ops);
+  }
+}
+
+}  // namespace
+
+LayerOps LowerActivations(const std::vector<Activation>& activations, const dnnl::engine& cpu) {
+  std::vector<ElementOp> ops;
+  LowerAll(activations, cpu, &ops);
+  return Split(std::move(ops));
+}
+
+LayerOps LowerPostItems(const std::vector<PostItem>& items, const dnnl::engine& cpu) {
+  std::vector<ElementOp> ops;
+  for (const PostItem& item : items) {
+    if (!item.is_add) {
+      LowerAll(item.acts, cpu, &ops);
+      continue;
+    }
+    ElementOp op;
+    op.kind = Kind::kBinary;
+    op.alg = algorithm::binary_add;
+    op.reads_tensor = true;
+    op.tensor = item.addend;
+    ops.push_back(std::move(op));
+  }
+  return Split(std::move(ops));
+}
+
+bool UnfuseTensorOperands(LayerOps* ops) {
+  auto first = std::find_if(ops->fused.begin(), ops->fused.end(),
+                            [](const ElementOp& op) { return op.reads_tensor; });
+  if (first == ops->fused.end()) return false;
+  std::vector<ElementOp> moved(first, ops->fused.end());
+  moved.insert(moved.end(), ops->after.begin(), ops->after.end());
+  ops->fused.erase(first, ops->fused.end());
+  ops->after = std::move(moved);
+  return true;
+}
+
+memory::desc OperandMd(const ElementOp& op, int64_t rows) {
+  return op.reads_tensor ? ViewMd(op.tensor, rows) : op.operand.get_desc();
+}
+
+dnnl::post_ops FusedPostOps(const LayerOps& ops, int64_t rows) {
   dnnl::post_ops post_ops;
   for (const ElementOp& op : ops.fused) {
     if (op.kind == Kind::kBinary) {
-      post_ops.append_binary(op.alg, op.operand.get_desc());
+      post_ops.append_binary(op.alg, OperandMd(op, rows));
     } else {
       post_ops.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
     }
@@ -148,7 +196,7 @@ dnnl::post_ops FusedPostOps(const LayerOps& ops) {
   return post_ops;
 }
 
-dnnl::primitive AfterPrimitive(const ElementOp& op, const memory::desc& dst_md,
+dnnl::primitive AfterPrimitive(const ElementOp& op, const memory::desc& dst_md, int64_t rows,
                                const dnnl::engine& cpu, memory::desc* scratch_md) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -161,7 +209,7 @@ dnnl::primitive AfterPrimitive(const ElementOp& op, const memory::desc& dst_md,
       return dnnl::eltwise_forward(pd);
     }
     case Kind::kBinary: {
-      dnnl::binary::desc d(op.alg, dst_md, op.operand.get_desc(), dst_md);
+      dnnl::binary::desc d(op.alg, dst_md, OperandMd(op, rows), dst_md);
       dnnl::binary::primitive_desc pd(d, attr, cpu);
       *scratch_md = pd.scratchpad_desc();
       return dnnl::binary(pd);

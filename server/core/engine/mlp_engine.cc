@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/core/engine/graph_program.h"
+#include "server/core/engine/layer_ops.h"
 #include "server/core/engine/mlp_engine_impl.h"
 
 namespace selu::core {
@@ -26,48 +28,17 @@ int64_t MlpEngine::input_features() const { return impl_->spec.input_features; }
 int64_t MlpEngine::output_features() const { return impl_->spec.output_features; }
 const MlpEngineOptions& MlpEngine::options() const { return impl_->options; }
 
-static Status ValidateSpec(const ModelSpec& spec) {
-  if (spec.layers.empty()) return InvalidArgumentError("model has no layers");
-  int64_t features = spec.input_features;
-  for (size_t i = 0; i < spec.layers.size(); ++i) {
-    const DenseLayer& l = spec.layers[i];
-    const std::string where = "layer " + std::to_string(i) + " '" + l.name + "'";
-    if (l.in_features != features) {
-      return InvalidArgumentError(where + " takes " + std::to_string(l.in_features) +
-                                  " features but receives " + std::to_string(features));
-    }
-    if (l.in_features <= 0 || l.out_features <= 0) {
-      return InvalidArgumentError(where + " has an empty dimension");
-    }
-    if (static_cast<int64_t>(l.weights.size()) != l.in_features * l.out_features) {
-      return InvalidArgumentError(where + " has " + std::to_string(l.weights.size()) +
-                                  " weights, expected " +
-                                  std::to_string(l.in_features * l.out_features));
-    }
-    if (static_cast<int64_t>(l.bias.size()) != l.out_features) {
-      return InvalidArgumentError(where + " has " + std::to_string(l.bias.size()) +
-                                  " biases, expected " + std::to_string(l.out_features));
-    }
-    for (const Activation& a : l.activations) {
-      const size_t count = a.values.size();
-      if (IsPerFeature(a.kind) && count != 1 && count != static_cast<size_t>(l.out_features)) {
-        return InvalidArgumentError(where + " has a " + std::string(ActivationName(a.kind)) +
-                                    " with " + std::to_string(count) + " values for " +
-                                    std::to_string(l.out_features) + " features");
-      }
-    }
-    features = l.out_features;
-  }
-  if (features != spec.output_features) {
-    return InvalidArgumentError("model declares " + std::to_string(spec.output_features) +
-                                " outputs but its last layer produces " + std::to_string(features));
-  }
-  return OkStatus();
-}
-
 StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
                                                        const MlpEngineOptions& options) {
-  SELU_RETURN_IF_ERROR(ValidateSpec(spec));
+  SELU_RETURN_IF_ERROR(CompleteModelSpec(spec));
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const DenseLayer& l = spec.layers[i];
+    if (static_cast<int64_t>(l.weights.size()) != l.in_features * l.out_features) {
+      return InvalidArgumentError("layer " + std::to_string(i) + " '" + l.name + "' has " +
+                                  std::to_string(l.weights.size()) + " weights, expected " +
+                                  std::to_string(l.in_features * l.out_features));
+    }
+  }
   if (options.threads_per_call < 1) {
     return InvalidArgumentError("threads_per_call must be at least 1");
   }
@@ -75,37 +46,68 @@ StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
     return InvalidArgumentError("max_cached_plans must be at least 1");
   }
   if (options.max_rows < 1) return InvalidArgumentError("max_rows must be at least 1");
+  auto program = engine_internal::PlanGraph(spec);
+  if (!program.ok()) return program.status();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->spec = std::move(spec);
+  impl->program = std::move(*program);
+  const engine_internal::GraphProgram& prog = impl->program;
+  for (int64_t w : prog.slot_widths) {
+    impl->slot_offsets.push_back(impl->slot_row_floats);
+    impl->slot_row_floats += (w + 15) / 16 * 16;  // each slot 64-byte aligned
+  }
   try {
     impl->cpu = dnnl::engine(dnnl::engine::kind::cpu, 0);
     const bool ip = options.primitive == EnginePrimitive::kInnerProduct;
     for (size_t i = 0; i < impl->spec.layers.size(); ++i) {
       DenseLayer& l = impl->spec.layers[i];
+      const bool matmul = !ip || prog.layer_needs_strides[i];
+      impl->layer_matmul.push_back(matmul);
       // The spec stores [in, out] row-major: "io" for inner product's
       // {out, in} dims, "ab" for matmul's {in, out}.
-      memory::desc wmd = ip ? memory::desc({l.out_features, l.in_features}, dt::f32, tag::io)
-                            : memory::desc({l.in_features, l.out_features}, dt::f32, tag::ab);
+      memory::desc wmd = !matmul ? memory::desc({l.out_features, l.in_features}, dt::f32, tag::io)
+                                 : memory::desc({l.in_features, l.out_features}, dt::f32, tag::ab);
       impl->plain_weights.emplace_back(wmd, impl->cpu, l.weights.data());
-      memory::desc bmd = ip ? memory::desc({l.out_features}, dt::f32, tag::a)
-                            : memory::desc({1, l.out_features}, dt::f32, tag::ab);
+      memory::desc bmd = !matmul ? memory::desc({l.out_features}, dt::f32, tag::a)
+                                 : memory::desc({1, l.out_features}, dt::f32, tag::ab);
       memory bias(bmd, impl->cpu);
       std::copy(l.bias.begin(), l.bias.end(), static_cast<float*>(bias.get_data_handle()));
       impl->biases.push_back(bias);
-      impl->layer_ops.push_back(engine_internal::LowerActivations(l.activations, impl->cpu));
-      if (i + 1 < impl->spec.layers.size()) {
-        impl->max_hidden_width = std::max(impl->max_hidden_width, l.out_features);
+    }
+    for (const engine_internal::ExecOp& op : prog.ops) {
+      if (op.kind == engine_internal::ExecOp::Kind::kDense) {
+        impl->op_ops.push_back(engine_internal::LowerPostItems(op.post, impl->cpu));
+        if (!op.dst.dense()) impl->widest_observed = std::max(impl->widest_observed, op.dst.width);
+      } else if (op.kind == engine_internal::ExecOp::Kind::kActivate) {
+        engine_internal::LayerOps ops = engine_internal::LowerActivations(op.acts, impl->cpu);
+        ops.after.insert(ops.after.begin(), ops.fused.begin(), ops.fused.end());
+        ops.fused.clear();
+        impl->op_ops.push_back(std::move(ops));
+      } else {
+        impl->op_ops.emplace_back();
       }
     }
     impl->reordered_weights.resize(impl->spec.layers.size());
   } catch (const dnnl::error& e) {
     return FromDnnlError("creating the oneDNN engine", e);
   }
-  std::unique_ptr<MlpEngine> engine(new MlpEngine(std::move(impl)));
-  const int64_t one = 1;
-  SELU_RETURN_IF_ERROR(engine->Warmup(std::span<const int64_t>(&one, 1)));
-  return engine;
+  // The plan for one row; where oneDNN will not fuse a residual add into
+  // its layer, the add (and what follows it) runs after the layer instead.
+  {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    auto first = impl->BuildPlan(1);
+    if (!first.ok()) {
+      bool changed = false;
+      for (auto& ops : impl->op_ops) changed |= engine_internal::UnfuseTensorOperands(&ops);
+      if (!changed) return first.status();
+      first = impl->BuildPlan(1);
+      if (!first.ok()) return first.status();
+    }
+    impl->plans.emplace(1, *first);
+    impl->plan_order.push_back(1);
+  }
+  return std::unique_ptr<MlpEngine>(new MlpEngine(std::move(impl)));
 }
 
 memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, dnnl::stream& s) const {
@@ -129,70 +131,103 @@ memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, dnnl::
   return fresh;
 }
 
+namespace {
+
+using engine_internal::ExecOp;
+using engine_internal::ViewMd;
+
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+}  // namespace
+
 StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t rows) const {
   UseThreads(options.threads_per_call);
   auto plan = std::make_shared<BatchPlan>();
   plan->rows = rows;
-  const bool ip = options.primitive == EnginePrimitive::kInnerProduct;
+  size_t at = 0;
   try {
     dnnl::stream s(cpu);
-    for (size_t i = 0; i < spec.layers.size(); ++i) {
-      const DenseLayer& l = spec.layers[i];
-      memory::desc src_md({rows, l.in_features}, dt::f32, tag::ab);
-      memory::desc dst_md({rows, l.out_features}, dt::f32, tag::ab);
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      attr.set_post_ops(engine_internal::FusedPostOps(layer_ops[i]));
-      dnnl::primitive prim;
-      memory::desc weights_md, scratch_md;
-      if (ip) {
-        memory::desc wany({l.out_features, l.in_features}, dt::f32, tag::any);
-        dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, src_md, wany,
-                                            biases[i].get_desc(), dst_md);
-        dnnl::inner_product_forward::primitive_desc pd(d, attr, cpu);
-        weights_md = pd.weights_desc();
-        scratch_md = pd.scratchpad_desc();
-        prim = dnnl::inner_product_forward(pd);
-      } else {
-        memory::desc wany({l.in_features, l.out_features}, dt::f32, tag::any);
-        dnnl::matmul::desc d(src_md, wany, biases[i].get_desc(), dst_md);
-        dnnl::matmul::primitive_desc pd(d, attr, cpu);
-        weights_md = pd.weights_desc();
-        scratch_md = pd.scratchpad_desc();
-        prim = dnnl::matmul(pd);
+    for (; at < program.ops.size(); ++at) {
+      const ExecOp& op = program.ops[at];
+      OpPlan& p = plan->ops.emplace_back();
+      p.dst_md = ViewMd(op.dst, rows);
+      switch (op.kind) {
+        case ExecOp::Kind::kDense: {
+          const size_t li = static_cast<size_t>(op.layer);
+          const DenseLayer& l = spec.layers[li];
+          p.src_md = ViewMd(op.src, rows);
+          dnnl::primitive_attr attr = UserScratchpad();
+          attr.set_post_ops(engine_internal::FusedPostOps(op_ops[at], rows));
+          memory::desc weights_md;
+          if (!layer_matmul[li]) {
+            memory::desc wany({l.out_features, l.in_features}, dt::f32, tag::any);
+            dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, p.src_md, wany,
+                                                biases[li].get_desc(), p.dst_md);
+            dnnl::inner_product_forward::primitive_desc pd(d, attr, cpu);
+            weights_md = pd.weights_desc();
+            p.scratch_md = pd.scratchpad_desc();
+            p.prim = dnnl::inner_product_forward(pd);
+          } else {
+            memory::desc wany({l.in_features, l.out_features}, dt::f32, tag::any);
+            dnnl::matmul::desc d(p.src_md, wany, biases[li].get_desc(), p.dst_md);
+            dnnl::matmul::primitive_desc pd(d, attr, cpu);
+            weights_md = pd.weights_desc();
+            p.scratch_md = pd.scratchpad_desc();
+            p.prim = dnnl::matmul(pd);
+          }
+          p.weights = WeightsIn(li, weights_md, s);
+          p.bias = biases[li];
+          p.has_prim = true;
+          break;
+        }
+        case ExecOp::Kind::kCopy: {
+          p.src_md = ViewMd(op.src, rows);
+          dnnl::reorder::primitive_desc pd(cpu, p.src_md, cpu, p.dst_md, UserScratchpad());
+          p.scratch_md = pd.scratchpad_desc();
+          p.prim = dnnl::reorder(pd);
+          p.has_prim = true;
+          break;
+        }
+        case ExecOp::Kind::kAdd: {
+          p.src_md = ViewMd(op.src, rows);
+          p.src1_md = ViewMd(op.src1, rows);
+          dnnl::binary::desc d(dnnl::algorithm::binary_add, p.src_md, p.src1_md, p.dst_md);
+          dnnl::binary::primitive_desc pd(d, UserScratchpad(), cpu);
+          p.scratch_md = pd.scratchpad_desc();
+          p.prim = dnnl::binary(pd);
+          p.has_prim = true;
+          break;
+        }
+        case ExecOp::Kind::kSoftmax: {
+          dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, p.dst_md, 1);
+          dnnl::softmax_forward::primitive_desc pd(d, UserScratchpad(), cpu);
+          p.scratch_md = pd.scratchpad_desc();
+          p.prim = dnnl::softmax_forward(pd);
+          p.has_prim = true;
+          break;
+        }
+        case ExecOp::Kind::kActivate:
+          break;
       }
-      plan->layers.push_back(prim);
-      plan->src_mds.push_back(src_md);
-      plan->dst_mds.push_back(dst_md);
-      plan->scratch_mds.push_back(scratch_md);
-      plan->weights.push_back(WeightsIn(i, weights_md, s));
-      plan->biases.push_back(biases[i]);
-      plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, scratch_md.get_size());
-      // Operations that cannot be fused run after the layer (layer_ops.h).
-      auto& after = plan->after.emplace_back();
-      auto& after_scratch = plan->after_scratch_mds.emplace_back();
-      for (const auto& op : layer_ops[i].after) {
+      plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, p.scratch_md.get_size());
+      // Operations that cannot be fused run after it, in place (layer_ops.h).
+      for (const auto& element : op_ops[at].after) {
         memory::desc step_scratch;
-        after.push_back(engine_internal::AfterPrimitive(op, dst_md, cpu, &step_scratch));
-        after_scratch.push_back(step_scratch);
+        p.after.push_back(
+            engine_internal::AfterPrimitive(element, p.dst_md, rows, cpu, &step_scratch));
+        p.after_scratch_mds.push_back(step_scratch);
         plan->max_scratch_bytes = std::max(plan->max_scratch_bytes, step_scratch.get_size());
-        plan->has_after = true;
       }
-    }
-    if (spec.softmax_output) {
-      plan->has_softmax = true;
-      plan->softmax_md = memory::desc({rows, spec.output_features}, dt::f32, tag::ab);
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, plan->softmax_md, 1);
-      dnnl::softmax_forward::primitive_desc pd(d, attr, cpu);
-      plan->softmax_scratch_md = pd.scratchpad_desc();
-      plan->max_scratch_bytes =
-          std::max(plan->max_scratch_bytes, plan->softmax_scratch_md.get_size());
-      plan->softmax = dnnl::softmax_forward(pd);
     }
   } catch (const dnnl::error& e) {
-    return FromDnnlError(("building primitives for batch size " + std::to_string(rows)).c_str(), e);
+    return FromDnnlError(("building primitives for batch size " + std::to_string(rows) +
+                          " (operation " + std::to_string(at) + ")")
+                             .c_str(),
+                         e);
   }
   return std::shared_ptr<const BatchPlan>(std::move(plan));
 }

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/core/engine/graph_program.h"
 #include "server/core/engine/layer_ops.h"
 #include "server/core/engine/mlp_engine.h"
 
@@ -62,35 +63,41 @@ class AlignedBuffer {
   size_t capacity_ = 0;
 };
 
+// One operation of the program for one batch size.
+struct OpPlan {
+  dnnl::primitive prim;  // none for kActivate (its steps are all in `after`)
+  bool has_prim = false;
+  memory::desc src_md, src1_md, dst_md, scratch_md;
+  memory weights, bias;  // kDense
+  // Run after it, in place on dst (layer_ops.h), and their scratchpads.
+  std::vector<dnnl::primitive> after;
+  std::vector<memory::desc> after_scratch_mds;
+};
+
 // The primitives for one batch size. Immutable once built; shared by
 // workspaces through shared_ptr.
 struct BatchPlan {
   int64_t rows = 0;
-  std::vector<dnnl::primitive> layers;
-  std::vector<memory::desc> src_mds, dst_mds, scratch_mds;
-  std::vector<memory> weights;  // in the layout each primitive wants
-  std::vector<memory> biases;
-  // Per layer: the operations run in place on its output after it (usually
-  // none; layer_ops.h), and their scratchpads.
-  std::vector<std::vector<dnnl::primitive>> after;
-  std::vector<std::vector<memory::desc>> after_scratch_mds;
-  bool has_after = false;
-  bool has_softmax = false;
-  dnnl::primitive softmax;
-  memory::desc softmax_md, softmax_scratch_md;
+  std::vector<OpPlan> ops;  // as Impl::program.ops
   size_t max_scratch_bytes = 0;
+};
+
+// One operation bound to a workspace's buffers.
+struct BoundOp {
+  std::unordered_map<int, memory> args;
+  std::vector<std::unordered_map<int, memory>> after_args;
 };
 
 // Per-thread execution state for one batch size.
 struct BoundBatchPlan {
   std::shared_ptr<const BatchPlan> plan;
-  std::vector<memory> src, dst, scratch;
-  std::vector<std::unordered_map<int, memory>> args;
-  memory softmax_data, softmax_scratch;
-  std::unordered_map<int, memory> softmax_args;
-  // As plan->after.
-  std::vector<std::vector<memory>> after_scratch;
-  std::vector<std::vector<std::unordered_map<int, memory>>> after_args;
+  std::vector<BoundOp> ops;
+  // Memories over the packed input or output, pointed there per call.
+  std::vector<std::pair<memory, View>> io;
+  // Memories over the workspace's slots and scratchpad, pointed there when
+  // the buffers move.
+  std::vector<std::pair<memory, View>> slots;
+  std::vector<memory> scratch;
   uint64_t bound_generation = 0;  // buffer generation the intermediates point into
 };
 
@@ -99,6 +106,8 @@ struct BoundBatchPlan {
 using engine_internal::AlignedBuffer;
 using engine_internal::BatchPlan;
 using engine_internal::BoundBatchPlan;
+using engine_internal::BoundOp;
+using engine_internal::OpPlan;
 
 struct MlpEngine::Impl {
   using memory = dnnl::memory;
@@ -107,13 +116,21 @@ struct MlpEngine::Impl {
   mutable ModelSpec spec;
   MlpEngineOptions options;
   dnnl::engine cpu;
+  // The graph as a list of operations over placed tensors (graph_program.h).
+  engine_internal::GraphProgram program;
+  // Per operation: its element-wise operations (kDense: after the affine
+  // part; kActivate: all of them), with their constant operands.
+  std::vector<engine_internal::LayerOps> op_ops;
+  // Per layer: computed by a matmul (which takes strided tensors) rather than
+  // the configured primitive.
+  std::vector<bool> layer_matmul;
+  // Floats per row before each slot in a workspace's slot buffer, and in all.
+  std::vector<int64_t> slot_offsets;
+  int64_t slot_row_floats = 0;
+  int64_t widest_observed = 0;  // widest strided dense output, for the observer's copy
   // From the spec, plain layout; empty once the layer has a reordered copy.
   mutable std::vector<memory> plain_weights;
   std::vector<memory> biases;
-  // Per layer: its activations as oneDNN operations, with their constant
-  // operands (per-feature values).
-  std::vector<engine_internal::LayerOps> layer_ops;
-  int64_t max_hidden_width = 0;  // widest intermediate tensor, for workspace buffers
 
   mutable std::mutex mu;  // guards everything below
   mutable std::unordered_map<int64_t, std::shared_ptr<const BatchPlan>> plans;
@@ -137,7 +154,8 @@ struct MlpEngine::Workspace::State {
   explicit State(const dnnl::engine& cpu) : stream(cpu) {}
 
   dnnl::stream stream;
-  AlignedBuffer intermediate[2];
+  AlignedBuffer slots;    // every intermediate slot, one after another
+  AlignedBuffer observe;  // a strided tensor copied for the observer
   AlignedBuffer scratch;
   uint64_t generation = 1;  // bumped whenever a buffer moves
   std::unordered_map<int64_t, BoundBatchPlan> plans;

@@ -16,39 +16,52 @@ using engine_internal::UseThreads;
 
 namespace {
 
-// The execution arguments of layer i's element-wise operations: the operands
-// of its binary post-ops, and those of the operations run after it, in place
-// on its output.
-void BindLayerOps(const engine_internal::LayerOps& ops,
-                  const std::vector<memory::desc>& after_scratch_mds, const dnnl::engine& cpu,
-                  BoundBatchPlan& wp, size_t i) {
-  using Kind = engine_internal::ElementOp::Kind;
+using engine_internal::ExecOp;
+using engine_internal::View;
+using Kind = engine_internal::ElementOp::Kind;
+
+// The arguments of an operation's element-wise operations: the operands of
+// its binary post-ops, and those of the operations run after it, in place
+// on its output `data`.
+void BindElementOps(const engine_internal::LayerOps& ops, const OpPlan& p, const memory& data,
+                    const dnnl::engine& cpu, BoundBatchPlan& wp, BoundOp& bound) {
+  auto operand = [&](const engine_internal::ElementOp& op) {
+    if (!op.reads_tensor) return op.operand;
+    memory m(engine_internal::ViewMd(op.tensor, wp.plan->rows), cpu, kNoBuffer);
+    (op.tensor.buffer < 2 ? wp.io : wp.slots).emplace_back(m, op.tensor);
+    return m;
+  };
   for (size_t k = 0; k < ops.fused.size(); ++k) {
     if (ops.fused[k].kind != Kind::kBinary) continue;
-    wp.args[i].emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(k)) | DNNL_ARG_SRC_1,
-                       ops.fused[k].operand);
+    bound.args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(k)) | DNNL_ARG_SRC_1,
+                       operand(ops.fused[k]));
   }
-  auto& scratch = wp.after_scratch.emplace_back();
-  auto& args = wp.after_args.emplace_back();
   for (size_t k = 0; k < ops.after.size(); ++k) {
     const auto& op = ops.after[k];
-    scratch.emplace_back(after_scratch_mds[k], cpu, kNoBuffer);
-    const memory& data = wp.dst[i];
+    memory scratch(p.after_scratch_mds[k], cpu, kNoBuffer);
+    wp.scratch.push_back(scratch);
+    auto& args = bound.after_args.emplace_back();
     switch (op.kind) {
       case Kind::kEltwise:
-        args.push_back({{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
+        args = {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}};
         break;
       case Kind::kBinary:
-        args.push_back(
-            {{DNNL_ARG_SRC_0, data}, {DNNL_ARG_SRC_1, op.operand}, {DNNL_ARG_DST, data}});
+        args = {{DNNL_ARG_SRC_0, data}, {DNNL_ARG_SRC_1, operand(op)}, {DNNL_ARG_DST, data}};
         break;
       case Kind::kPrelu:
-        args.push_back(
-            {{DNNL_ARG_SRC, data}, {DNNL_ARG_WEIGHTS, op.operand}, {DNNL_ARG_DST, data}});
+        args = {{DNNL_ARG_SRC, data}, {DNNL_ARG_WEIGHTS, op.operand}, {DNNL_ARG_DST, data}};
         break;
     }
-    args.back().emplace(DNNL_ARG_SCRATCHPAD, scratch.back());
+    args.emplace(DNNL_ARG_SCRATCHPAD, scratch);
   }
+}
+
+// Copies a strided view's rows together, for an observer.
+const float* Gather(const float* base, const View& v, int64_t rows, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(base + r * v.stride, v.width, out + r * v.width);
+  }
+  return out;
 }
 
 }  // namespace
@@ -83,29 +96,27 @@ Status MlpEngine::RunImpl(Workspace& workspace, const float* input, int64_t rows
     if (!prepared.ok()) return prepared.status();
     BoundBatchPlan& wp = **prepared;
     const BatchPlan& plan = *wp.plan;
-    const size_t n = plan.layers.size();
-    wp.src[0].set_data_handle(const_cast<float*>(input));
-    wp.dst[n - 1].set_data_handle(output);
+    float* const io[2] = {const_cast<float*>(input), output};
+    for (auto& [m, v] : wp.io) m.set_data_handle(io[v.buffer] + v.offset);
     if constexpr (kObserved) observer->OnInput(input, rows, impl_->spec.input_features);
-    for (size_t i = 0; i < n; ++i) {
-      plan.layers[i].execute(ws.stream, wp.args[i]);
-      if (plan.has_after) {
-        for (size_t k = 0; k < plan.after[i].size(); ++k) {
-          plan.after[i][k].execute(ws.stream, wp.after_args[i][k]);
+    const auto& ops = impl_->program.ops;
+    for (size_t i = 0; i < plan.ops.size(); ++i) {
+      const OpPlan& p = plan.ops[i];
+      BoundOp& b = wp.ops[i];
+      if (p.has_prim) p.prim.execute(ws.stream, b.args);
+      for (size_t k = 0; k < p.after.size(); ++k) p.after[k].execute(ws.stream, b.after_args[k]);
+      if constexpr (kObserved) {
+        const ExecOp& op = ops[i];
+        if (op.observed >= 0) {
+          // Its buffer may be overwritten by a later operation: shown now.
+          ws.stream.wait();
+          const float* data = static_cast<const float*>(b.args.at(DNNL_ARG_DST).get_data_handle());
+          if (!op.dst.dense()) {
+            data = Gather(data, op.dst, rows, static_cast<float*>(ws.observe.data()));
+          }
+          observer->OnLayer(op.observed, data, rows, op.dst.width);
         }
       }
-      if constexpr (kObserved) {
-        // Layer i's output is overwritten two layers on (buffers alternate):
-        // it is shown now, before the next layer runs.
-        ws.stream.wait();
-        observer->OnLayer(static_cast<int>(i),
-                          static_cast<const float*>(wp.dst[i].get_data_handle()), rows,
-                          impl_->spec.layers[i].out_features);
-      }
-    }
-    if (plan.has_softmax) {
-      wp.softmax_data.set_data_handle(output);
-      plan.softmax.execute(ws.stream, wp.softmax_args);
     }
     ws.stream.wait();
   } catch (const dnnl::error& e) {
@@ -129,47 +140,65 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
     wp.plan = std::move(*plan_or);
     const BatchPlan& plan = *wp.plan;
     const dnnl::engine& cpu = impl.cpu;
-    for (size_t i = 0; i < plan.layers.size(); ++i) {
-      // Handles are set below (intermediates) or per call (input/output).
-      wp.src.emplace_back(plan.src_mds[i], cpu, kNoBuffer);
-      wp.dst.emplace_back(plan.dst_mds[i], cpu, kNoBuffer);
-      wp.scratch.emplace_back(plan.scratch_mds[i], cpu, kNoBuffer);
-      wp.args.push_back({{DNNL_ARG_SRC, wp.src[i]},
-                         {DNNL_ARG_WEIGHTS, plan.weights[i]},
-                         {DNNL_ARG_BIAS, plan.biases[i]},
-                         {DNNL_ARG_DST, wp.dst[i]},
-                         {DNNL_ARG_SCRATCHPAD, wp.scratch[i]}});
-      BindLayerOps(impl.layer_ops[i], plan.after_scratch_mds[i], cpu, wp, i);
-    }
-    if (plan.has_softmax) {
-      wp.softmax_data = memory(plan.softmax_md, cpu, kNoBuffer);
-      wp.softmax_scratch = memory(plan.softmax_scratch_md, cpu, kNoBuffer);
-      wp.softmax_args = {{DNNL_ARG_SRC, wp.softmax_data},
-                         {DNNL_ARG_DST, wp.softmax_data},
-                         {DNNL_ARG_SCRATCHPAD, wp.softmax_scratch}};
+    // Handles are set below (slots, scratchpad) or per call (input/output).
+    auto view = [&](const memory::desc& md, const View& v) {
+      memory m(md, cpu, kNoBuffer);
+      (v.buffer < 2 ? wp.io : wp.slots).emplace_back(m, v);
+      return m;
+    };
+    for (size_t i = 0; i < plan.ops.size(); ++i) {
+      const ExecOp& op = program.ops[i];
+      const OpPlan& p = plan.ops[i];
+      BoundOp& b = wp.ops.emplace_back();
+      memory dst = view(p.dst_md, op.dst);
+      if (p.has_prim) {
+        memory scratch(p.scratch_md, cpu, kNoBuffer);
+        wp.scratch.push_back(scratch);
+        b.args.emplace(DNNL_ARG_SCRATCHPAD, scratch);
+      }
+      b.args.emplace(DNNL_ARG_DST, dst);
+      switch (op.kind) {
+        case ExecOp::Kind::kDense:
+          b.args.emplace(DNNL_ARG_SRC, view(p.src_md, op.src));
+          b.args.emplace(DNNL_ARG_WEIGHTS, p.weights);
+          b.args.emplace(DNNL_ARG_BIAS, p.bias);
+          break;
+        case ExecOp::Kind::kCopy:
+          b.args.emplace(DNNL_ARG_FROM, view(p.src_md, op.src));
+          b.args.erase(DNNL_ARG_DST);
+          b.args.emplace(DNNL_ARG_TO, dst);
+          break;
+        case ExecOp::Kind::kAdd:
+          b.args.emplace(DNNL_ARG_SRC_0, view(p.src_md, op.src));
+          b.args.emplace(DNNL_ARG_SRC_1, view(p.src1_md, op.src1));
+          break;
+        case ExecOp::Kind::kSoftmax:
+          b.args.emplace(DNNL_ARG_SRC, dst);
+          break;
+        case ExecOp::Kind::kActivate:
+          break;
+      }
+      BindElementOps(impl.op_ops[i], p, dst, cpu, wp, b);
     }
     it = ws.plans.emplace(rows, std::move(wp)).first;
   }
   BoundBatchPlan& wp = it->second;
   const BatchPlan& plan = *wp.plan;
-  const size_t hidden_bytes =
-      static_cast<size_t>(rows) * static_cast<size_t>(impl.max_hidden_width) * sizeof(float);
-  bool moved = ws.intermediate[0].Reserve(hidden_bytes);
-  moved |= ws.intermediate[1].Reserve(hidden_bytes);
+  const size_t r = static_cast<size_t>(rows);
+  bool moved = ws.slots.Reserve(
+      std::max<size_t>(r * static_cast<size_t>(impl.slot_row_floats) * sizeof(float), 64));
+  moved |= ws.observe.Reserve(
+      std::max<size_t>(r * static_cast<size_t>(impl.widest_observed) * sizeof(float), 64));
   moved |= ws.scratch.Reserve(std::max<size_t>(plan.max_scratch_bytes, 64));
   if (moved) ++ws.generation;
   if (wp.bound_generation != ws.generation) {
-    const size_t n = plan.layers.size();
-    for (size_t i = 0; i + 1 < n; ++i) {
-      void* buf = ws.intermediate[i % 2].data();
-      wp.dst[i].set_data_handle(buf);
-      wp.src[i + 1].set_data_handle(buf);
+    float* const slots = static_cast<float*>(ws.slots.data());
+    for (auto& [m, v] : wp.slots) {
+      m.set_data_handle(
+          slots + static_cast<int64_t>(r) * impl.slot_offsets[static_cast<size_t>(v.buffer - 2)] +
+          v.offset);
     }
-    for (size_t i = 0; i < n; ++i) {
-      wp.scratch[i].set_data_handle(ws.scratch.data());
-      for (memory& m : wp.after_scratch[i]) m.set_data_handle(ws.scratch.data());
-    }
-    if (plan.has_softmax) wp.softmax_scratch.set_data_handle(ws.scratch.data());
+    for (memory& m : wp.scratch) m.set_data_handle(ws.scratch.data());
     wp.bound_generation = ws.generation;
   }
   return &wp;

@@ -178,6 +178,83 @@ Status CheckPorts(const ModelSpec& spec, const std::vector<TensorPort>& ports, c
 
 }  // namespace
 
+std::vector<DenseGroup> GroupDenseSteps(const ModelSpec& spec) {
+  const size_t n = spec.steps.size();
+  std::vector<std::vector<int>> readers(spec.tensors.size());
+  std::vector<int> output_ports(spec.tensors.size(), 0);
+  for (size_t s = 0; s < n; ++s) {
+    for (int t : spec.steps[s].inputs)
+      readers[static_cast<size_t>(t)].push_back(static_cast<int>(s));
+  }
+  for (const TensorPort& p : spec.outputs) ++output_ports[static_cast<size_t>(p.tensor)];
+  // When each tensor is available in execution order (-1: a graph input).
+  std::vector<int> available(spec.tensors.size(), -1);
+  for (size_t s = 0; s < n; ++s)
+    available[static_cast<size_t>(spec.steps[s].output)] = static_cast<int>(s);
+  std::vector<bool> absorbed(n, false);
+  std::vector<DenseGroup> groups;
+  for (size_t d = 0; d < n; ++d) {
+    if (spec.steps[d].kind != StepKind::kDense) continue;
+    DenseGroup g;
+    g.step = static_cast<int>(d);
+    int cur = spec.steps[d].output;
+    while (true) {
+      const auto& r = readers[static_cast<size_t>(cur)];
+      if (r.size() != 1 || output_ports[static_cast<size_t>(cur)] > 0 ||
+          absorbed[static_cast<size_t>(r[0])])
+        break;
+      const GraphStep& s = spec.steps[static_cast<size_t>(r[0])];
+      if (s.kind == StepKind::kAdd) {
+        const int other = s.inputs[0] == cur ? s.inputs[1] : s.inputs[0];
+        if (other == cur || available[static_cast<size_t>(other)] >= static_cast<int>(d)) break;
+      } else if (s.kind != StepKind::kActivate) {
+        break;
+      }
+      absorbed[static_cast<size_t>(r[0])] = true;
+      g.absorbed.push_back(r[0]);
+      cur = s.output;
+    }
+    g.result = cur;
+    available[static_cast<size_t>(cur)] = static_cast<int>(d);
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+std::vector<ObservedLayer> ObservedLayers(const ModelSpec& spec) {
+  if (spec.steps.empty()) {  // a chain not completed yet: one per layer
+    std::vector<ObservedLayer> out;
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      const DenseLayer& l = spec.layers[i];
+      out.push_back({l.name, l.out_features, static_cast<int>(i), l.activations, false});
+    }
+    return out;
+  }
+  std::vector<int> uses(spec.layers.size(), 0);
+  for (const GraphStep& s : spec.steps) {
+    if (s.kind == StepKind::kDense) ++uses[static_cast<size_t>(s.layer)];
+  }
+  std::vector<int> seen(spec.layers.size(), 0);
+  std::vector<ObservedLayer> out;
+  for (const DenseGroup& g : GroupDenseSteps(spec)) {
+    const GraphStep& dense = spec.steps[static_cast<size_t>(g.step)];
+    const size_t li = static_cast<size_t>(dense.layer);
+    const DenseLayer& l = spec.layers[li];
+    ObservedLayer o;
+    o.name = uses[li] > 1 ? l.name + "@" + std::to_string(++seen[li]) : l.name;
+    o.features = spec.tensors[static_cast<size_t>(g.result)].features;
+    o.layer = dense.layer;
+    o.activations = l.activations;
+    for (int k : g.absorbed) {
+      const GraphStep& s = spec.steps[static_cast<size_t>(k)];
+      if (s.kind == StepKind::kAdd) o.residual = true;
+      o.activations.insert(o.activations.end(), s.activations.begin(), s.activations.end());
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 int64_t ModelSpec::dense_step_count() const {
   int64_t n = 0;
   for (const GraphStep& s : steps) n += s.kind == StepKind::kDense ? 1 : 0;

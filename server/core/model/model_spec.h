@@ -122,6 +122,33 @@ struct ModelSpec {
   int64_t dense_step_count() const;
 };
 
+// A dense step with what it absorbs: while its result has a single reader
+// step (reading it once) and is no graph output, a kActivate step, or a kAdd
+// whose other operand is available before the dense step runs (a residual
+// add; the engine fuses both into the dense layer's primitive). Execution
+// order is step order with each group at its dense step.
+struct DenseGroup {
+  int step = -1;              // the kDense step
+  std::vector<int> absorbed;  // kActivate / kAdd steps, in order
+  int result = -1;            // the tensor the group produces
+};
+// One group per kDense step, in step order (spec complete).
+std::vector<DenseGroup> GroupDenseSteps(const ModelSpec& spec);
+
+// What a LayerObserver's `layer` k sees: dense group k's result.
+struct ObservedLayer {
+  // The layer's name; "name@u" (u = 1, 2, ...) when the layer is used by
+  // several steps (an unrolled RNN's shared weights).
+  std::string name;
+  int64_t features = 0;
+  int layer = -1;
+  // The layer's activations, then those of the absorbed kActivate steps.
+  std::vector<Activation> activations;
+  bool residual = false;  // a kAdd was absorbed: the result is a sum
+};
+// (A chain spec not completed yet: one per layer.)
+std::vector<ObservedLayer> ObservedLayers(const ModelSpec& spec);
+
 // Makes both views of `spec` agree: a chain (no steps) gets its graph
 // (tensors "input", one per layer, steps, inputs/outputs from input_name,
 // input_shape, output_name); a graph gets its chain view (input_name and

@@ -126,7 +126,7 @@ class CalibrationObserver final : public LayerObserver {
  public:
   explicit CalibrationObserver(const ModelSpec& spec) {
     tensors.emplace_back(spec.input_features);
-    for (const DenseLayer& l : spec.layers) tensors.emplace_back(l.out_features);
+    for (const ObservedLayer& l : ObservedLayers(spec)) tensors.emplace_back(l.features);
   }
   void OnInput(const float* input, int64_t rows, int64_t) override { tensors[0].Add(input, rows); }
   void OnLayer(int layer, const float* output, int64_t rows, int64_t) override {
@@ -229,11 +229,12 @@ StatusOr<ReferenceStats> Calibrate(const MlpEngine& engine, const float* data, i
   ref.rows = rows;
   ref.input = StatsOf(observer.tensors[0]);
   if (!AllFinite(*ref.input)) return InvalidArgumentError("the data hold non-finite values");
-  for (size_t k = 0; k < spec.layers.size(); ++k) {
+  const std::vector<ObservedLayer> observed = ObservedLayers(spec);
+  for (size_t k = 0; k < observed.size(); ++k) {
     LayerReference layer;
     layer.index = static_cast<int64_t>(k);
-    layer.name = spec.layers[k].name;
-    layer.activation = LayerActivationName(spec.layers[k]);
+    layer.name = observed[k].name;
+    layer.activation = LayerActivationName(observed[k]);
     layer.stats = StatsOf(observer.tensors[k + 1]);
     if (!AllFinite(layer.stats)) {
       return InvalidArgumentError("the data drive layer " + std::to_string(k) + " ('" + layer.name +

@@ -56,6 +56,13 @@ ModelMonitor::ModelMonitor(const ModelSpec& spec, MonitorOptions options, Loaded
   MonitoredTensor input;
   input.layer = -1;
   input.name = spec.input_name.empty() ? "input" : spec.input_name;
+  if (spec.inputs.size() > 1) {
+    // Several inputs: one packed row holds them all ("a+b").
+    input.name.clear();
+    for (const TensorPort& port : spec.inputs) {
+      input.name += (input.name.empty() ? "" : "+") + port.name;
+    }
+  }
   input.features = spec.input_features;
   if (reference_ && reference_->input) {
     input.weight = 1.0;
@@ -64,12 +71,13 @@ ModelMonitor::ModelMonitor(const ModelSpec& spec, MonitorOptions options, Loaded
     input.reference_variance = reference_->input->variance;
   }
   layout_.push_back(std::move(input));
-  for (size_t k = 0; k < spec.layers.size(); ++k) {
-    const DenseLayer& l = spec.layers[k];
+  const std::vector<ObservedLayer> observed = ObservedLayers(spec);
+  for (size_t k = 0; k < observed.size(); ++k) {
+    const ObservedLayer& l = observed[k];
     MonitoredTensor t;
     t.layer = static_cast<int64_t>(k);
     t.name = l.name;
-    t.features = l.out_features;
+    t.features = l.features;
     t.activation = LayerActivationName(l);
     if (reference_) {
       t.weight = LayerWeight(t.layer);

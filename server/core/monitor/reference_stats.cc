@@ -101,9 +101,10 @@ StatusOr<ReferenceStats> ParseReferenceStats(std::string_view json, const ModelS
   if (layers == doc.end() || !layers->is_array()) {
     return InvalidArgumentError("'layers' must be an array");
   }
-  if (layers->size() != spec.layers.size()) {
+  const std::vector<ObservedLayer> observed = ObservedLayers(spec);
+  if (layers->size() != observed.size()) {
     return InvalidArgumentError("'layers' has " + std::to_string(layers->size()) +
-                                " entries, the model has " + std::to_string(spec.layers.size()) +
+                                " entries, the model has " + std::to_string(observed.size()) +
                                 " dense layers");
   }
   for (size_t i = 0; i < layers->size(); ++i) {
@@ -111,7 +112,7 @@ StatusOr<ReferenceStats> ParseReferenceStats(std::string_view json, const ModelS
     const Json& l = (*layers)[i];
     LayerReference layer;
     layer.index = static_cast<int64_t>(i);
-    SELU_ASSIGN_OR_RETURN(layer.stats, ReadTensor(l, where, spec.layers[i].out_features));
+    SELU_ASSIGN_OR_RETURN(layer.stats, ReadTensor(l, where, observed[i].features));
     if (auto name = l.find("name"); name != l.end() && name->is_string()) {
       layer.name = name->get<std::string>();
     }
@@ -138,14 +139,25 @@ std::string ReferenceStatsToJson(const ReferenceStats& stats) {
   return doc.dump();
 }
 
-std::string LayerActivationName(const DenseLayer& layer) {
-  if (layer.activations.empty()) return "Identity";
+namespace {
+std::string ActivationsName(const std::vector<Activation>& activations) {
+  if (activations.empty()) return "Identity";
   std::string name;
-  for (const Activation& a : layer.activations) {
+  for (const Activation& a : activations) {
     if (!name.empty()) name += "+";
     name += ActivationName(a.kind);
   }
   return name;
+}
+}  // namespace
+
+std::string LayerActivationName(const DenseLayer& layer) {
+  return ActivationsName(layer.activations);
+}
+
+std::string LayerActivationName(const ObservedLayer& layer) {
+  std::string name = ActivationsName(layer.activations);
+  return layer.residual ? name + " (with a residual add)" : name;
 }
 
 LoadedReference LoadReferenceStats(const std::string& version_dir, const ModelSpec& spec) {

@@ -63,6 +63,8 @@ std::string ReferenceStatsToJson(const ReferenceStats& stats);
 // A dense layer's activations as a reference and the monitor name them:
 // "Selu", "Relu+Tanh" (in order), "Identity" when it has none.
 std::string LayerActivationName(const DenseLayer& layer);
+// The same for what an observed layer went through ("Selu", "Gemm+Add"...).
+std::string LayerActivationName(const ObservedLayer& layer);
 
 // The file name looked for in a version folder, and the metadata key.
 inline constexpr char kReferenceStatsFile[] = "reference_stats.json";

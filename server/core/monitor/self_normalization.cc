@@ -13,7 +13,7 @@ namespace {
 class ProbeObserver final : public LayerObserver {
  public:
   explicit ProbeObserver(const ModelSpec& spec) {
-    for (const DenseLayer& l : spec.layers) layers.emplace_back(l.out_features);
+    for (const ObservedLayer& l : ObservedLayers(spec)) layers.emplace_back(l.features);
   }
   void OnInput(const float*, int64_t, int64_t) override {}
   void OnLayer(int layer, const float* output, int64_t rows, int64_t) override {
@@ -42,13 +42,18 @@ StatusOr<SelfNormalizationReport> ProbeSelfNormalization(const MlpEngine& engine
   bool any_selu = false;
   bool all_near = true;
   std::string figures;
-  for (size_t k = 0; k < spec.layers.size(); ++k) {
+  const std::vector<ObservedLayer> observed = ObservedLayers(spec);
+  for (size_t k = 0; k < observed.size(); ++k) {
     const double mean = observer.layers[k].TensorMean();
     const double var = observer.layers[k].TensorVariance();
     report.layer_mean.push_back(mean);
     report.layer_variance.push_back(var);
     bool selu = false;
-    for (const Activation& a : spec.layers[k].activations) selu |= a.kind == ActivationKind::kSelu;
+    // A sum with a residual is not expected at the fixed point: judged are
+    // the layers whose result is a SELU's output.
+    if (!observed[k].residual) {
+      for (const Activation& a : observed[k].activations) selu |= a.kind == ActivationKind::kSelu;
+    }
     char line[96];
     std::snprintf(line, sizeof(line), "%s%zu:%s mean %.3f var %.3f", k ? ", " : "", k,
                   selu ? "selu" : "", mean, var);
