@@ -3,14 +3,17 @@
 // Each input is loaded with the ONNX checker on (what the server does) and
 // off (so the graph reader also sees what the checker would have refused:
 // it promises never to crash on hostile input by itself). Invariants:
-// - OK: the spec is well formed (CheckSpecInvariants); the checker only ever
-//   refuses more, so OK with the checker means OK and the same spec without.
+// - OK: the spec is a well-formed graph (CheckSpecInvariants: among others,
+//   CompleteModelSpec accepts it unchanged; it need not be a chain); the
+//   checker only ever refuses more, so OK with the checker means OK and the
+//   same spec (graph and layers) without.
 // - refused: INVALID_ARGUMENT (RESOURCE_EXHAUSTED for the size limit), never
 //   INTERNAL (an exception escaping the graph reader), with a message.
 // - a size limit below the input's size is RESOURCE_EXHAUSTED.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "server/core/model/onnx_model_loader.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -25,12 +28,26 @@ using selu::core::StatusCode;
 // catches runaway messages, not long names.
 constexpr size_t kMaxLoaderMessage = size_t{1} << 20;
 
+bool SamePorts(const std::vector<selu::core::TensorPort>& a,
+               const std::vector<selu::core::TensorPort>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].shape != b[i].shape || a[i].features != b[i].features ||
+        a[i].offset != b[i].offset || a[i].tensor != b[i].tensor) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool SameSpec(const ModelSpec& a, const ModelSpec& b) {
   if (a.input_name != b.input_name || a.output_name != b.output_name ||
       a.input_features != b.input_features || a.output_features != b.output_features ||
       a.input_shape != b.input_shape || a.fixed_batch_size != b.fixed_batch_size ||
       a.softmax_output != b.softmax_output || a.metadata != b.metadata ||
-      a.layers.size() != b.layers.size()) {
+      a.layers.size() != b.layers.size() || a.steps.size() != b.steps.size() ||
+      a.tensors.size() != b.tensors.size() || !SamePorts(a.inputs, b.inputs) ||
+      !SamePorts(a.outputs, b.outputs)) {
     return false;
   }
   for (size_t i = 0; i < a.layers.size(); ++i) {
@@ -38,6 +55,19 @@ bool SameSpec(const ModelSpec& a, const ModelSpec& b) {
     const auto& y = b.layers[i];
     if (x.name != y.name || x.in_features != y.in_features || x.out_features != y.out_features ||
         x.weights != y.weights || x.bias != y.bias || x.activations != y.activations) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    const auto& x = a.steps[i];
+    const auto& y = b.steps[i];
+    if (x.kind != y.kind || x.name != y.name || x.inputs != y.inputs || x.output != y.output ||
+        x.layer != y.layer || x.offset != y.offset || x.activations != y.activations) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    if (a.tensors[i].name != b.tensors[i].name || a.tensors[i].features != b.tensors[i].features) {
       return false;
     }
   }

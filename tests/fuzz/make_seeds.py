@@ -157,13 +157,76 @@ def onnx_seeds(out):
         [x], y3, wb + [weights("bn_s", [3], 21), weights("bn_b", [3], 22),
                        weights("bn_m", [3], 23), numpy_helper.from_array(
                            np.array([0.5, 1.0, 2.0], dtype=np.float32), "bn_v")]))
-    # Refused: an op outside the subset, and two graph inputs.
+    # Refused: an op outside the subset, and two graph inputs with no layer.
     write(out, t, "refused_conv.onnx", model(
         [helper.make_node("Conv", ["x", "w1"], ["y"])],
         [x], tensor_info("y", ["batch", 3]), [weights("w1", [3, 4, 1, 1], 15)]))
     write(out, t, "refused_two_inputs.onnx", model(
         [helper.make_node("Add", ["x", "z"], ["y"])],
         [x, tensor_info("z", ["batch", 4])], tensor_info("y", ["batch", 4]), []))
+    graph_seeds(out, t)
+
+
+def graph_model(name, nodes, inputs, outputs, initializers, opset=13):
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name="selu-serve-fuzz-seed")
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def ints(name, values, shape=None):
+    a = np.array(values, dtype=np.int64)
+    return numpy_helper.from_array(a.reshape(shape) if shape is not None else a, name)
+
+
+def graph_seeds(out, t):
+    """Graphs (issue 13): heads on a trunk, an unrolled RNN, joins and selections."""
+    node = helper.make_node
+    write(out, t, "graph_vae_two_outputs.onnx", graph_model("vae", [
+        node("Gemm", ["x", "w1", "b1"], ["g1"], name="enc"), node("Selu", ["g1"], ["h"]),
+        node("Gemm", ["h", "wm", "bm"], ["mu"], name="mu"),
+        node("Gemm", ["h", "wv", "bv"], ["logvar"], name="logvar")],
+        [tensor_info("x", ["batch", 8])],
+        [tensor_info("mu", ["batch", 2]), tensor_info("logvar", ["batch", 2])],
+        [weights("w1", [8, 6], 30), weights("b1", [6], 31), weights("wm", [6, 2], 32),
+         weights("bm", [2], 33), weights("wv", [6, 2], 34), weights("bv", [2], 35)]))
+    nodes, h = [], "h0"
+    for step in range(4):
+        nodes += [node("Gather", ["x", "t%d" % step], ["x%d" % step], axis=1),
+                  node("Gemm", ["x%d" % step, "wx", "bx"], ["a%d" % step]),
+                  node("MatMul", [h, "wh"], ["r%d" % step]),
+                  node("Add", ["a%d" % step, "r%d" % step], ["s%d" % step]),
+                  node("Tanh", ["s%d" % step], ["h%d" % (step + 1)])]
+        h = "h%d" % (step + 1)
+    nodes += [node("Gemm", [h, "wo", "bo"], ["z"]), node("Softmax", ["z"], ["p"])]
+    write(out, t, "graph_unrolled_rnn.onnx", graph_model(
+        "rnn", nodes, [tensor_info("x", ["batch", 4, 4]), tensor_info("h0", ["batch", 3])],
+        [tensor_info("p", ["batch", 2])],
+        [weights("wx", [4, 3], 36), weights("bx", [3], 37), weights("wh", [3, 3], 38),
+         weights("wo", [3, 2], 39), weights("bo", [2], 40)] +
+        [ints("t%d" % step, step, ()) for step in range(4)]))
+    write(out, t, "graph_wide_deep_selections.onnx", graph_model("widedeep", [
+        node("Gemm", ["deep", "wd", "bd"], ["d1"]), node("Selu", ["d1"], ["d1s"]),
+        node("Add", ["d1s", "deep"], ["res"]),
+        node("Concat", ["wide", "res"], ["cat"], axis=1),
+        node("Slice", ["cat", "st", "en", "ax"], ["sl"]),
+        node("Split", ["sl", "sp"], ["p0", "p1"], axis=1),
+        node("Unsqueeze", ["p0", "ax"], ["u"]), node("Squeeze", ["u", "ax"], ["q"]),
+        node("Reshape", ["p1", "shape"], ["rs"]), node("Flatten", ["rs"], ["fl"], axis=1),
+        node("Gemm", ["q", "wq", "bq"], ["yq"]), node("Gemm", ["fl", "wf", "bf"], ["yf"]),
+        node("Mul", ["yf", "two"], ["yf2"]), node("Sigmoid", ["yq"], ["yqs"])],
+        [tensor_info("wide", ["batch", 5]), tensor_info("deep", ["batch", 4])],
+        [tensor_info("yqs", ["batch", 1]), tensor_info("yf2", ["batch", 2]),
+         tensor_info("cat", ["batch", 9])],
+        [weights("wd", [4, 4], 41), weights("bd", [4], 42), ints("st", [1]), ints("en", [9]),
+         ints("ax", [1]), ints("sp", [3, 5]), ints("shape", [0, 5, 1]),
+         weights("wq", [3, 1], 43), weights("bq", [1], 44), weights("wf", [5, 2], 45),
+         weights("bf", [2], 46), numpy_helper.from_array(np.array(2.0, np.float32), "two")]))
+    write(out, t, "refused_rnn_op.onnx", graph_model("rnn_op", [
+        node("RNN", ["x", "w", "r"], ["y"], hidden_size=3)],
+        [tensor_info("x", [8, 2, 4])], [tensor_info("y", [8, 1, 2, 3])],
+        [weights("w", [1, 3, 4], 47), weights("r", [1, 3, 3], 48)]))
 
 
 CONFIGS = {

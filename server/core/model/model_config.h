@@ -97,12 +97,15 @@ StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConf
                                                       std::string_view model_name,
                                                       std::vector<std::string>* warnings);
 
-// Checks the config's input/output lists against the loaded model: count,
-// names, data types (the model is fp32) and dims, which exclude the batch
-// dimension (-1 in the config matches any size). Model output dims are
-// [spec.output_features]. An empty input or output list is fine (derived from
-// the model). Also refuses a max_batch_size (or preferred batch size) larger
-// than a batch size fixed by the model file.
+// Checks the config's input/output lists against the loaded model's ports
+// (spec.inputs / spec.outputs; the chain view's one input and output for a
+// spec without them): every listed tensor names a port of the model, once,
+// with data type TYPE_FP32 (the model is fp32) and the port's dims, which
+// exclude the batch dimension (-1 in the config matches any size). A list may
+// leave ports out (an empty one all of them): they are derived from the
+// model; it may not list more than the model has. Also refuses a
+// max_batch_size (or preferred batch size) larger than a batch size fixed by
+// the model file.
 Status CheckModelConfigAgainstModel(const inference::ModelConfig& config, const ModelSpec& spec);
 
 // What the server really uses for a model, after flags and config are merged.
@@ -117,9 +120,10 @@ struct EffectiveServing {
 
 // What the ModelConfig rpc returns: `given` completed with what the server
 // really uses. name = model_name; platform "onnxruntime_onnx" and backend
-// "onnxruntime" when empty; max_batch_size from `serving`; exactly one input
-// and one output, named from `spec`, TYPE_FP32, dims = spec.input_shape
-// without its first (batch) dimension and [spec.output_features];
+// "onnxruntime" when empty; max_batch_size from `serving`; every input and
+// output of `spec` in model order, TYPE_FP32, dims = the port's declared
+// shape without its first (batch) dimension (an output of a chain: [its
+// features]);
 // version_policy as given or latest {num_versions: 1}; dynamic_batching with
 // the effective values (and default_queue_policy max_queue_size /
 // default_timeout_microseconds); one instance group {name: model_name, kind:

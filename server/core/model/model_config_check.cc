@@ -43,34 +43,79 @@ bool DimsMatch(const Dims& config_dims, const std::vector<int64_t>& model_dims) 
   return true;
 }
 
-std::vector<int64_t> ModelInputDims(const ModelSpec& spec) {
-  if (spec.input_shape.empty()) return {spec.input_features};
-  return std::vector<int64_t>(spec.input_shape.begin() + 1, spec.input_shape.end());
+// The model's inputs or outputs as the config sees them: the graph's ports,
+// or for a spec without them (not completed) the chain view's one port.
+std::vector<TensorPort> Ports(const ModelSpec& spec, bool inputs) {
+  if (inputs && !spec.inputs.empty()) return spec.inputs;
+  if (!inputs && !spec.outputs.empty()) return spec.outputs;
+  TensorPort port;
+  port.name = inputs ? spec.input_name : spec.output_name;
+  port.features = inputs ? spec.input_features : spec.output_features;
+  port.shape = inputs && !spec.input_shape.empty() ? spec.input_shape
+                                                   : std::vector<int64_t>{-1, port.features};
+  return {port};
 }
 
+// A port's dims as a config lists them: without the batch dimension.
+std::vector<int64_t> PortDims(const TensorPort& port) {
+  if (port.shape.size() < 2) return {port.features};
+  return std::vector<int64_t>(port.shape.begin() + 1, port.shape.end());
+}
+
+std::string PortNames(const std::vector<TensorPort>& ports) {
+  constexpr size_t kShownNames = 8;
+  std::string s;
+  for (size_t i = 0; i < ports.size() && i < kShownNames; ++i) {
+    s += (i ? ", '" : "'") + QuoteClientText(ports[i].name) + "'";
+  }
+  if (ports.size() > kShownNames) s += ", ... (" + std::to_string(ports.size()) + " in all)";
+  return s;
+}
+
+// Each listed tensor names a port (once) and matches its data type and
+// dims; ports the list leaves out are completed from the model.
 template <typename Tensors>
-Status CheckTensors(const Tensors& tensors, const std::string& kind, const std::string& model_name,
-                    const std::vector<int64_t>& model_dims) {
+Status CheckTensors(const Tensors& tensors, const std::string& kind,
+                    const std::vector<TensorPort>& ports) {
   if (tensors.empty()) return OkStatus();
-  if (tensors.size() != 1) {
-    return InvalidArgumentError(kind + ": the model has 1 " + kind + ", the config lists " +
-                                std::to_string(tensors.size()));
+  const size_t count = static_cast<size_t>(tensors.size());
+  if (count > ports.size()) {
+    return InvalidArgumentError(kind + ": the model has " + std::to_string(ports.size()) + " " +
+                                kind + (ports.size() == 1 ? "" : "s") + ", the config lists " +
+                                std::to_string(count));
   }
-  const auto& tensor = tensors[0];
-  const std::string field = kind + "[0]";
-  if (tensor.name() != model_name) {
-    return InvalidArgumentError(field + ".name '" + QuoteClientText(tensor.name()) +
-                                "' is not the model's " + kind + " '" +
-                                QuoteClientText(model_name) + "'");
-  }
-  if (tensor.data_type() != inference::TYPE_FP32) {
-    return InvalidArgumentError(field + ".data_type " + DataTypeName(tensor.data_type()) +
-                                " does not match the model's TYPE_FP32");
-  }
-  if (!DimsMatch(tensor.dims(), model_dims)) {
-    return InvalidArgumentError(field + ".dims " + DimsString(tensor.dims()) +
-                                " do not match the model's " + DimsString(model_dims) +
-                                " (dims exclude the batch dimension)");
+  for (size_t i = 0; i < count; ++i) {
+    const auto& tensor = tensors[static_cast<int>(i)];
+    const std::string field = kind + "[" + std::to_string(i) + "]";
+    size_t k = 0;
+    while (k < ports.size() && ports[k].name != tensor.name()) ++k;
+    if (k == ports.size()) {
+      if (ports.size() == 1) {
+        return InvalidArgumentError(field + ".name '" + QuoteClientText(tensor.name()) +
+                                    "' is not the model's " + kind + " '" +
+                                    QuoteClientText(ports[0].name) + "'");
+      }
+      return InvalidArgumentError(field + ".name '" + QuoteClientText(tensor.name()) +
+                                  "' is not one of the model's " + kind + "s " + PortNames(ports));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (tensors[static_cast<int>(j)].name() == tensor.name()) {
+        return InvalidArgumentError(field + ".name '" + QuoteClientText(tensor.name()) +
+                                    "' is also " + kind + "[" + std::to_string(j) + "]");
+      }
+    }
+    if (tensor.data_type() != inference::TYPE_FP32) {
+      return InvalidArgumentError(field + ".data_type " + DataTypeName(tensor.data_type()) +
+                                  " does not match the model's TYPE_FP32");
+    }
+    const std::vector<int64_t> model_dims = PortDims(ports[k]);
+    if (!DimsMatch(tensor.dims(), model_dims)) {
+      return InvalidArgumentError(
+          field + ".dims " + DimsString(tensor.dims()) + " do not match the model's " +
+          DimsString(model_dims) +
+          (ports.size() == 1 ? "" : " for '" + QuoteClientText(ports[k].name) + "'") +
+          " (dims exclude the batch dimension)");
+    }
   }
   return OkStatus();
 }
@@ -78,10 +123,8 @@ Status CheckTensors(const Tensors& tensors, const std::string& kind, const std::
 }  // namespace
 
 Status CheckModelConfigAgainstModel(const inference::ModelConfig& config, const ModelSpec& spec) {
-  SELU_RETURN_IF_ERROR(
-      CheckTensors(config.input(), "input", spec.input_name, ModelInputDims(spec)));
-  SELU_RETURN_IF_ERROR(
-      CheckTensors(config.output(), "output", spec.output_name, {spec.output_features}));
+  SELU_RETURN_IF_ERROR(CheckTensors(config.input(), "input", Ports(spec, /*inputs=*/true)));
+  SELU_RETURN_IF_ERROR(CheckTensors(config.output(), "output", Ports(spec, /*inputs=*/false)));
   if (spec.fixed_batch_size > 0) {
     const std::string fixed = " exceeds the batch size " + std::to_string(spec.fixed_batch_size) +
                               " fixed by the model file";
@@ -112,17 +155,23 @@ inference::ModelConfig CompleteModelConfig(const inference::ModelConfig& given,
   config.set_max_batch_size(
       static_cast<int32_t>(std::clamp<int64_t>(serving.max_batch_size, 0, INT32_MAX)));
 
+  // Every input and output of the model, in model order, whatever the given
+  // config listed (a partial list is completed; CheckModelConfigAgainstModel
+  // has checked what it lists).
   config.clear_input();
-  inference::ModelInput* input = config.add_input();
-  input->set_name(spec.input_name);
-  input->set_data_type(inference::TYPE_FP32);
-  for (int64_t d : ModelInputDims(spec)) input->add_dims(d);
-
+  for (const TensorPort& port : Ports(spec, /*inputs=*/true)) {
+    inference::ModelInput* input = config.add_input();
+    input->set_name(port.name);
+    input->set_data_type(inference::TYPE_FP32);
+    for (int64_t d : PortDims(port)) input->add_dims(d);
+  }
   config.clear_output();
-  inference::ModelOutput* output = config.add_output();
-  output->set_name(spec.output_name);
-  output->set_data_type(inference::TYPE_FP32);
-  output->add_dims(spec.output_features);
+  for (const TensorPort& port : Ports(spec, /*inputs=*/false)) {
+    inference::ModelOutput* output = config.add_output();
+    output->set_name(port.name);
+    output->set_data_type(inference::TYPE_FP32);
+    for (int64_t d : PortDims(port)) output->add_dims(d);
+  }
 
   if (!config.has_version_policy() || config.version_policy().policy_choice_case() ==
                                           inference::ModelVersionPolicy::POLICY_CHOICE_NOT_SET) {

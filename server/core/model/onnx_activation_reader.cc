@@ -57,6 +57,11 @@ const onnx::NodeProto* GraphReader::SoleConsumer(const std::string& tensor, int*
   return &graph_.node(*index);
 }
 
+size_t GraphReader::UseCount(const std::string& tensor) const {
+  auto it = consumers_.find(tensor);
+  return it == consumers_.end() ? 0 : it->second.size();
+}
+
 StatusOr<int> GraphReader::NextInPattern(const std::string& tensor, const std::string& from_label,
                                          const std::string& op, const std::string& pattern) const {
   int index = -1;
@@ -65,8 +70,7 @@ StatusOr<int> GraphReader::NextInPattern(const std::string& tensor, const std::s
       next->output_size() >= 1 && !next->output(0).empty()) {
     return index;
   }
-  auto it = consumers_.find(tensor);
-  const size_t uses = it == consumers_.end() ? 0 : it->second.size();
+  const size_t uses = UseCount(tensor);
   std::string found;
   if (next != nullptr) {
     found = "it feeds " + NodeLabel(*next, index);
@@ -75,8 +79,8 @@ StatusOr<int> GraphReader::NextInPattern(const std::string& tensor, const std::s
   } else {
     found = "it has " + std::to_string(uses) + " consumers (or is a graph output)";
   }
-  return Refuse(from_label, "looks like " + pattern + ", but its output '" + tensor +
-                                "' must feed exactly one " + op + " node; " + found);
+  return Refuse(from_label, "looks like " + pattern + ", but its output " + Quote(tensor) +
+                                " must feed exactly one " + op + " node; " + found);
 }
 
 Status GraphReader::ExpectScalarOperand(const onnx::NodeProto& node, int index,
@@ -87,16 +91,16 @@ Status GraphReader::ExpectScalarOperand(const onnx::NodeProto& node, int index,
   const bool second = node.input_size() == 2 && node.input(1) == tensor;
   // Div's divisor must be its second input; Add and Mul commute.
   if (!(first || (second && node.op_type() != "Div"))) {
-    return Refuse(
-        label, "in " + pattern + " it must take '" + tensor + "' and one constant as its inputs");
+    return Refuse(label, "in " + pattern + " it must take " + Quote(tensor) +
+                             " and one constant as its inputs");
   }
   const std::string& other = node.input(first ? 1 : 0);
   auto c = constants_.find(other);
   std::vector<float> value;
   if (c != constants_.end()) SELU_RETURN_IF_ERROR(ReadFloats(c->second, label, &value));
   if (value.size() != 1) {
-    return Refuse(label, "in " + pattern + " its operand '" + other +
-                             "' must be one constant value (" + Number(want) + ")");
+    return Refuse(label, "in " + pattern + " its operand " + Quote(other) +
+                             " must be one constant value (" + Number(want) + ")");
   }
   if (std::fabs(double(value[0]) - want) > 1e-6 * std::fabs(want)) {
     return Refuse(label, "in " + pattern + " its constant must be " + Number(want) + ", got " +
@@ -107,18 +111,20 @@ Status GraphReader::ExpectScalarOperand(const onnx::NodeProto& node, int index,
 
 bool GraphReader::StartsGelu(const onnx::NodeProto& node) const {
   int index = -1;
+  if (node.input_size() != 2 || FindTensor(node.input(0)) == nullptr) return false;
   const onnx::NodeProto* next = SoleConsumer(node.output(0), &index);
-  return node.input_size() == 2 && node.input(0) == current_ && next != nullptr &&
-         next->op_type() == "Erf";
+  return next != nullptr && next->op_type() == "Erf";
 }
 
-Status GraphReader::ReadGelu(const onnx::NodeProto& div, const std::string& label) {
-  const std::string x = current_;
-  int div_index = -1;
-  for (int i : consumers_.at(x)) {
-    if (i >= 0 && &graph_.node(i) == &div) div_index = i;
-  }
-  SELU_RETURN_IF_ERROR(ExpectScalarOperand(div, div_index, x, std::sqrt(2.0), kGelu));
+Status GraphReader::EndPattern(const std::string& x, const std::string& end,
+                               const std::string& label, const Sink& sink) {
+  std::vector<int64_t> dims = FindTensor(x)->dims;
+  return Bind(end, label, {sink.id, std::move(dims), true});
+}
+
+Status GraphReader::ReadGelu(const onnx::NodeProto& div, const std::string& label, int index) {
+  const std::string x = div.input(0);
+  SELU_RETURN_IF_ERROR(ExpectScalarOperand(div, index, x, std::sqrt(2.0), kGelu));
   auto erf = NextInPattern(div.output(0), label, "Erf", kGelu);
   if (!erf.ok()) return erf.status();
   const onnx::NodeProto& erf_node = graph_.node(*erf);
@@ -136,43 +142,39 @@ Status GraphReader::ReadGelu(const onnx::NodeProto& div, const std::string& labe
                        (mul_node.input(0) == x || mul_node.input(1) == x) &&
                        mul_node.input(0) != mul_node.input(1);
   if (!takes_x) {
-    return Refuse(mul_label, "in " + std::string(kGelu) + " it must multiply '" +
-                                 add_node.output(0) + "' by the pattern's input '" + x + "'");
-  }
-  if (consumers_.at(x).size() != 2) {
-    return Refuse(label, "starts " + std::string(kGelu) + ", but its input '" + x +
-                             "' also feeds other nodes (or is a graph output)");
+    return Refuse(mul_label, "in " + std::string(kGelu) + " it must multiply " +
+                                 Quote(add_node.output(0)) + " by the pattern's input " + Quote(x));
   }
   auto half = NextInPattern(mul_node.output(0), mul_label, "Mul", kGelu);
   if (!half.ok()) return half.status();
   const onnx::NodeProto& half_node = graph_.node(*half);
   SELU_RETURN_IF_ERROR(ExpectScalarOperand(half_node, *half, mul_node.output(0), 0.5, kGelu));
-  SELU_RETURN_IF_ERROR(AddActivation(label, Activation::Gelu()));
+  // Fused into the step producing x when the pattern reads all of x's uses;
+  // else an activation step of its own.
+  Sink sink = OpenSink(x, 2, div.name(), half_node.output(0));
+  SELU_RETURN_IF_ERROR(AddActivation(label, sink, Activation::Gelu()));
   for (int i : {*erf, *add, *mul, *half}) absorbed_[static_cast<size_t>(i)] = true;
-  pattern_end_ = half_node.output(0);
-  return OkStatus();
+  return EndPattern(x, half_node.output(0), label, sink);
 }
 
 bool GraphReader::StartsGatedProduct(const onnx::NodeProto& gate) const {
   int index = -1;
+  if (gate.input_size() != 1 || FindTensor(gate.input(0)) == nullptr) return false;
+  const std::string& x = gate.input(0);
   const onnx::NodeProto* mul = SoleConsumer(gate.output(0), &index);
-  return gate.input_size() == 1 && mul != nullptr && mul->op_type() == "Mul" &&
-         mul->input_size() == 2 &&
-         ((mul->input(0) == current_ && mul->input(1) == gate.output(0)) ||
-          (mul->input(1) == current_ && mul->input(0) == gate.output(0)));
+  return mul != nullptr && mul->op_type() == "Mul" && mul->input_size() == 2 &&
+         ((mul->input(0) == x && mul->input(1) == gate.output(0)) ||
+          (mul->input(1) == x && mul->input(0) == gate.output(0)));
 }
 
 Status GraphReader::ReadGatedProduct(const onnx::NodeProto& gate, const std::string& label) {
   const bool sigmoid = gate.op_type() == "Sigmoid";
   const std::string pattern = sigmoid ? "SiLU (x·Sigmoid(x))" : "HardSwish (x·HardSigmoid(x))";
+  const std::string x = gate.input(0);
   int mul = -1;
   const onnx::NodeProto& mul_node = *SoleConsumer(gate.output(0), &mul);
   if (!DefaultDomain(mul_node) || mul_node.output_size() < 1 || mul_node.output(0).empty()) {
     return Refuse(NodeLabel(mul_node, mul), "in " + pattern + " it must be a plain Mul");
-  }
-  if (consumers_.at(current_).size() != 2) {
-    return Refuse(label, "starts " + pattern + ", but its input '" + current_ +
-                             "' also feeds other nodes (or is a graph output)");
   }
   Activation act = Activation::Silu();
   if (!sigmoid) {
@@ -188,10 +190,10 @@ Status GraphReader::ReadGatedProduct(const onnx::NodeProto& gate, const std::str
     }
     act = Activation::HardSwish();
   }
-  SELU_RETURN_IF_ERROR(AddActivation(label, act));
+  Sink sink = OpenSink(x, 2, gate.name(), mul_node.output(0));
+  SELU_RETURN_IF_ERROR(AddActivation(label, sink, act));
   absorbed_[static_cast<size_t>(mul)] = true;
-  pattern_end_ = mul_node.output(0);
-  return OkStatus();
+  return EndPattern(x, mul_node.output(0), label, sink);
 }
 
 Status GraphReader::ReadClip(const onnx::NodeProto& node, const std::string& label) {
@@ -211,15 +213,15 @@ Status GraphReader::ReadClip(const onnx::NodeProto& node, const std::string& lab
     std::vector<float> value;
     SELU_RETURN_IF_ERROR(ReadFloats(**c, label, &value));
     if (value.size() != 1) {
-      return Refuse(label, std::string(kNames[i]) + " '" + node.input(i + 1) +
-                               "' must be a single value, has " + std::to_string(value.size()));
+      return Refuse(label, std::string(kNames[i]) + " " + Quote(node.input(i + 1)) +
+                               " must be a single value, has " + std::to_string(value.size()));
     }
     bound[i] = value[0];
   }
   if (bound[0] > bound[1]) {
     return Refuse(label, "min " + Number(bound[0]) + " is above max " + Number(bound[1]));
   }
-  return AddActivation(label, Activation::Clip(bound[0], bound[1]));
+  return Activate(node, label, Activation::Clip(bound[0], bound[1]));
 }
 
 Status GraphReader::ReadCast(const onnx::NodeProto& node, const std::string& label) {
@@ -230,12 +232,12 @@ Status GraphReader::ReadCast(const onnx::NodeProto& node, const std::string& lab
       onnx::TensorProto::DataType_IsValid(static_cast<int>(*to))
           ? onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(*to))
           : std::to_string(*to);
-  if (node.input(0) == current_) {
+  if (FindTensor(node.input(0)) != nullptr) {
     return Refuse(label, "casts the activations to " + type +
                              "; the engine computes in FLOAT only (FLOAT16, BFLOAT16 and "
                              "DOUBLE weights are converted at load, activations are not)");
   }
-  return Refuse(label, "casts constant '" + node.input(0) + "' to " + type +
+  return Refuse(label, "casts constant " + Quote(node.input(0)) + " to " + type +
                            "; weights are converted to FLOAT at load, so only Cast to FLOAT "
                            "is supported");
 }

@@ -1,5 +1,7 @@
-// GraphReader's node-by-node interpretation: each ONNX node of the chain
-// checked and turned into a layer, a bias, an activation or a no-op.
+// GraphReader's node-by-node interpretation: each ONNX node checked and
+// turned into a step of the graph (a dense layer, a join, an activation, a
+// softmax), folded into the step producing its input, or mapped to no step
+// at all (its output names its input's tensor).
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -7,20 +9,29 @@
 #include <utility>
 #include <vector>
 
+#include "server/core/base/client_text.h"
 #include "server/core/model/onnx_graph_reader.h"
 #include "server/core/model/onnx_tensor_decode.h"
 
 namespace selu::core::onnx_internal {
+
+std::string Quote(std::string_view text) { return "'" + QuoteClientText(text) + "'"; }
 
 std::string NodeLabel(const onnx::NodeProto& node, int index) {
   std::string label = "node ";
   if (node.name().empty()) {
     label += "#" + std::to_string(index);
   } else {
-    label += "'" + node.name() + "'";
+    label += Quote(node.name());
   }
-  label += " (" + node.op_type() + ")";
+  label += " (" + QuoteClientText(node.op_type()) + ")";
   return label;
+}
+
+std::string ShapeText(const std::vector<int64_t>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? "," : "") + std::to_string(dims[i]);
+  return text + "]";
 }
 
 const onnx::AttributeProto* FindAttribute(const onnx::NodeProto& node, std::string_view name) {
@@ -53,95 +64,198 @@ StatusOr<int64_t> IntAttribute(const onnx::NodeProto& node, const std::string& l
   return attr->i();
 }
 
+const GraphReader::Named* GraphReader::FindTensor(const std::string& name) const {
+  auto it = names_.find(name);
+  return it == names_.end() ? nullptr : &it->second;
+}
+
+StatusOr<const GraphReader::Named*> GraphReader::DataInput(const onnx::NodeProto& node,
+                                                           const std::string& label, int i) {
+  if (i >= node.input_size() || node.input(i).empty()) {
+    return Refuse(label, "has no input " + std::to_string(i));
+  }
+  const Named* named = FindTensor(node.input(i));
+  if (named != nullptr) return named;
+  if (constants_.count(node.input(i))) {
+    return Refuse(label, "input " + std::to_string(i) + " " + Quote(node.input(i)) +
+                             " is a constant; it must be a tensor computed from the graph inputs");
+  }
+  return Refuse(label, "input " + std::to_string(i) + " " + Quote(node.input(i)) +
+                           " is produced by no earlier node and is no graph input");
+}
+
 StatusOr<const ConstTensor*> GraphReader::ConstantInput(const onnx::NodeProto& node,
                                                         const std::string& label, int i) {
   if (i >= node.input_size() || node.input(i).empty()) return nullptr;
   auto it = constants_.find(node.input(i));
-  if (it == constants_.end()) {
-    return Refuse(label, "input " + std::to_string(i) + " '" + node.input(i) +
-                             "' is not a constant (initializer); only weights may be "
+  if (it == constants_.end() || FindTensor(node.input(i)) != nullptr) {
+    return Refuse(label, "input " + std::to_string(i) + " " + Quote(node.input(i)) +
+                             " is not a constant (initializer); only weights may be "
                              "side inputs of an MLP layer");
   }
   return &it->second;
 }
 
-Status GraphReader::CheckChained(const onnx::NodeProto& node, const std::string& label) {
-  // The running tensor may be either operand of a constant Add, Sub, Mul or
-  // Div (ReadArithmetic sorts out which).
-  const std::string& op = node.op_type();
-  const bool arithmetic = op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
-  const bool chained = node.input_size() > 0 &&
-                       (node.input(0) == current_ ||
-                        (arithmetic && node.input_size() == 2 && node.input(1) == current_));
-  if (!chained) {
-    return Refuse(label, "does not take the previous tensor '" + current_ +
-                             "' as its first input; only a single chain of layers is supported");
-  }
-  if (node.output_size() == 0 || node.output(0).empty()) return Refuse(label, "has no output");
-  if (softmax_seen_) {
-    return Refuse(label, "follows the Softmax; Softmax must be the last operation");
-  }
-  return OkStatus();
-}
-
-Status GraphReader::RequireRank2(const std::string& label) {
-  if (current_rank_ != 2) {
-    return Refuse(label, "input has rank " + std::to_string(current_rank_) +
+Status GraphReader::RequireRank2(const Named& in, const std::string& label) {
+  if (in.dims.size() != 1) {
+    return Refuse(label, "input has rank " + std::to_string(in.dims.size() + 1) +
                              "; flatten the input with Flatten(axis=1) first");
   }
   return OkStatus();
 }
 
+int GraphReader::NewTensor(const std::string& name, int64_t features) {
+  spec_.tensors.push_back({name, features});
+  producer_.push_back(-1);
+  return static_cast<int>(spec_.tensors.size()) - 1;
+}
+
+int GraphReader::AddStep(GraphStep step, const std::string& name, int64_t features) {
+  step.output = NewTensor(name, features);
+  producer_.back() = static_cast<int>(spec_.steps.size());
+  spec_.steps.push_back(std::move(step));
+  open_.push_back(false);
+  return spec_.steps.back().output;
+}
+
+Status GraphReader::Bind(const std::string& name, const std::string& label, Named named) {
+  if (name.empty()) return Refuse(label, "has no output");
+  if (names_.count(name) || constants_.count(name)) {
+    return Refuse(label, "output " + Quote(name) + " is already defined");
+  }
+  names_[name] = std::move(named);
+  return OkStatus();
+}
+
+Status GraphReader::Alias(const std::string& in, const std::string& out, const std::string& label,
+                          std::vector<int64_t> dims, int index) {
+  const Named* src = FindTensor(in);
+  Named named;
+  named.id = src->id;
+  named.dims = std::move(dims);
+  auto it = consumers_.find(in);
+  named.exclusive =
+      src->exclusive && it != consumers_.end() && it->second.size() == 1 && it->second[0] == index;
+  return Bind(out, label, std::move(named));
+}
+
+GraphReader::Sink GraphReader::OpenSink(const std::string& tensor, int uses,
+                                        const std::string& name, const std::string& out) {
+  const Named& in = *FindTensor(tensor);
+  Sink sink;
+  const int step = producer_[static_cast<size_t>(in.id)];
+  auto it = consumers_.find(tensor);
+  bool sole = in.exclusive && step >= 0 && it != consumers_.end() &&
+              it->second.size() == static_cast<size_t>(uses);
+  if (sole) {
+    for (int c : it->second) sole = sole && c >= 0;
+  }
+  if (sole && spec_.steps[step].kind == StepKind::kDense) {
+    DenseLayer& layer = spec_.layers[static_cast<size_t>(spec_.steps[step].layer)];
+    sink.acts = &layer.activations;
+    sink.open_layer = open_[static_cast<size_t>(step)] ? &layer : nullptr;
+    sink.step = step;
+    sink.id = in.id;
+    return sink;
+  }
+  if (sole && spec_.steps[step].kind == StepKind::kActivate) {
+    sink.acts = &spec_.steps[step].activations;
+    sink.step = step;
+    sink.id = in.id;
+    return sink;
+  }
+  GraphStep act;
+  act.kind = StepKind::kActivate;
+  act.name = name;
+  act.inputs = {in.id};
+  const int64_t features = spec_.tensors[static_cast<size_t>(in.id)].features;
+  sink.id = AddStep(std::move(act), out, features);
+  sink.step = static_cast<int>(spec_.steps.size()) - 1;
+  sink.acts = &spec_.steps.back().activations;
+  return sink;
+}
+
+Status GraphReader::AddActivation(const std::string& label, Sink& sink, Activation act) {
+  if (sink.acts->size() >= 8) return Refuse(label, "more than 8 activations in a row");
+  sink.acts->push_back(std::move(act));
+  open_[static_cast<size_t>(sink.step)] = false;
+  sink.open_layer = nullptr;
+  return OkStatus();
+}
+
+Status GraphReader::Activate(const onnx::NodeProto& node, const std::string& label,
+                             Activation act) {
+  auto in = DataInput(node, label, 0);
+  if (!in.ok()) return in.status();
+  if (node.output_size() == 0) return Refuse(label, "has no output");
+  std::vector<int64_t> dims = (*in)->dims;
+  Sink sink = OpenSink(node.input(0), 1, node.name(), node.output(0));
+  SELU_RETURN_IF_ERROR(AddActivation(label, sink, std::move(act)));
+  return Bind(node.output(0), label, {sink.id, std::move(dims), true});
+}
+
 Status GraphReader::StartLayer(const onnx::NodeProto& node, const std::string& label, int index,
-                               std::vector<float> weights_kn, int64_t k, int64_t n) {
-  if (k != features_) {
-    return Refuse(label, "weights expect " + std::to_string(k) +
-                             " input features but the previous layer produces " +
-                             std::to_string(features_));
+                               const Named& in, const ConstTensor& weight,
+                               std::vector<float> weights_kn, int64_t k, int64_t n,
+                               const ConstTensor* bias, float beta) {
+  const int64_t features = spec_.tensors[static_cast<size_t>(in.id)].features;
+  if (k != features) {
+    return Refuse(label, "weights expect " + std::to_string(k) + " input features but its input " +
+                             Quote(node.input(0)) + " produces " + std::to_string(features));
   }
   if (n <= 0 || n > options_.max_features) {
     return Refuse(label, "output width " + std::to_string(n) + " is outside [1, " +
                              std::to_string(options_.max_features) + "]");
   }
+  if (node.output_size() == 0 || node.output(0).empty()) return Refuse(label, "has no output");
   DenseLayer layer;
   layer.name = node.name().empty() ? node.op_type() + "_" + std::to_string(index) : node.name();
   layer.in_features = k;
   layer.out_features = n;
   layer.weights = std::move(weights_kn);
   layer.bias.assign(static_cast<size_t>(n), 0.0f);
+  if (bias != nullptr) SELU_RETURN_IF_ERROR(AddBias(layer, *bias, label, beta));
+  GraphStep step;
+  step.kind = StepKind::kDense;
+  step.name = layer.name;
+  step.inputs = {in.id};
+  step.layer = static_cast<int>(spec_.layers.size());
   spec_.layers.push_back(std::move(layer));
-  layer_open_for_bias_ = true;
-  features_ = n;
-  return OkStatus();
+  weight_source_.push_back(weight.tensor);
+  const int id = AddStep(std::move(step), node.output(0), n);
+  open_.back() = true;
+  return Bind(node.output(0), label, {id, {n}, true});
 }
 
-Status GraphReader::AddBias(const ConstTensor& c, const std::string& label, float scale) {
+Status GraphReader::AddBias(DenseLayer& layer, const ConstTensor& c, const std::string& label,
+                            float scale) {
   std::vector<float> values;
   SELU_RETURN_IF_ERROR(ReadFloats(c, label, &values));
   const auto& dims = c.tensor->dims();
-  const int64_t n = features_;
+  const int64_t n = layer.out_features;
   const bool is_vector =
       (dims.size() == 1 && dims[0] == n) || (dims.size() == 2 && dims[0] == 1 && dims[1] == n);
   const bool is_scalar = values.size() == 1 && dims.size() <= 2;
   if (!is_vector && !is_scalar) {
     std::ostringstream shape;
     for (int i = 0; i < dims.size(); ++i) shape << (i ? "," : "") << dims[i];
-    return Refuse(label, "bias '" + c.tensor->name() + "' has shape [" + shape.str() +
+    return Refuse(label, "bias " + Quote(c.tensor->name()) + " has shape [" + shape.str() +
                              "]; expected [" + std::to_string(n) + "], [1," + std::to_string(n) +
                              "] or a scalar");
   }
-  auto& bias = spec_.layers.back().bias;
   for (int64_t j = 0; j < n; ++j) {
-    bias[j] += scale * (is_scalar ? values[0] : values[j]);
+    layer.bias[j] += scale * (is_scalar ? values[0] : values[j]);
   }
-  for (float b : bias) {
+  for (float b : layer.bias) {
     if (!std::isfinite(b)) return Refuse(label, "bias overflows to a non-finite value");
   }
   return OkStatus();
 }
 
 Status GraphReader::ReadGemm(const onnx::NodeProto& node, const std::string& label, int index) {
-  SELU_RETURN_IF_ERROR(RequireRank2(label));
+  auto in = DataInput(node, label, 0);
+  if (!in.ok()) return in.status();
+  SELU_RETURN_IF_ERROR(RequireRank2(**in, label));
   auto trans_a = IntAttribute(node, label, "transA", 0);
   auto trans_b = IntAttribute(node, label, "transB", 0);
   auto alpha = FloatAttribute(node, label, "alpha", 1.0f);
@@ -153,11 +267,12 @@ Status GraphReader::ReadGemm(const onnx::NodeProto& node, const std::string& lab
   if (node.input_size() < 2) return Refuse(label, "has no weight input B");
   auto b_or = ConstantInput(node, label, 1);
   if (!b_or.ok()) return b_or.status();
+  if (*b_or == nullptr) return Refuse(label, "has no weight input B");
   auto c_or = ConstantInput(node, label, 2);
   if (!c_or.ok()) return c_or.status();
   const ConstTensor& b = **b_or;
   if (b.tensor->dims_size() != 2) {
-    return Refuse(label, "weight '" + b.tensor->name() + "' must have rank 2, has rank " +
+    return Refuse(label, "weight " + Quote(b.tensor->name()) + " must have rank 2, has rank " +
                              std::to_string(b.tensor->dims_size()));
   }
   std::vector<float> raw;
@@ -172,67 +287,75 @@ Status GraphReader::ReadGemm(const onnx::NodeProto& node, const std::string& lab
       w[i * n + j] = *alpha * v;
     }
   }
-  SELU_RETURN_IF_ERROR(StartLayer(node, label, index, std::move(w), k, n));
-  if (*c_or != nullptr) SELU_RETURN_IF_ERROR(AddBias(**c_or, label, *beta));
-  return OkStatus();
+  return StartLayer(node, label, index, **in, b, std::move(w), k, n, *c_or, *beta);
 }
 
 Status GraphReader::ReadMatMul(const onnx::NodeProto& node, const std::string& label, int index) {
-  SELU_RETURN_IF_ERROR(RequireRank2(label));
   if (node.input_size() != 2) return Refuse(label, "must have exactly two inputs");
+  auto in = DataInput(node, label, 0);
+  if (!in.ok()) return in.status();
+  SELU_RETURN_IF_ERROR(RequireRank2(**in, label));
   auto b_or = ConstantInput(node, label, 1);
   if (!b_or.ok()) return b_or.status();
   if (*b_or == nullptr) return Refuse(label, "has no weight input");
   const ConstTensor& b = **b_or;
   if (b.tensor->dims_size() != 2) {
-    return Refuse(label, "weight '" + b.tensor->name() + "' must have rank 2, has rank " +
+    return Refuse(label, "weight " + Quote(b.tensor->name()) + " must have rank 2, has rank " +
                              std::to_string(b.tensor->dims_size()));
   }
   std::vector<float> w;
   SELU_RETURN_IF_ERROR(ReadFloats(b, label, &w));
-  return StartLayer(node, label, index, std::move(w), b.tensor->dims(0), b.tensor->dims(1));
+  return StartLayer(node, label, index, **in, b, std::move(w), b.tensor->dims(0), b.tensor->dims(1),
+                    nullptr, 1.0f);
 }
 
-Status GraphReader::AddActivation(const std::string& label, Activation act) {
-  if (spec_.layers.empty()) {
-    return Refuse(label, "activation before the first Gemm/MatMul is not supported");
+Status GraphReader::ReadAddOfTensors(const onnx::NodeProto& node, const std::string& label) {
+  const Named& a = *FindTensor(node.input(0));
+  const Named& b = *FindTensor(node.input(1));
+  if (a.dims != b.dims) {
+    return Refuse(label, "adds tensors of shapes [batch," + ShapeText(a.dims).substr(1) +
+                             " and [batch," + ShapeText(b.dims).substr(1) +
+                             "; broadcasting between computed tensors is not supported");
   }
-  auto& acts = spec_.layers.back().activations;
-  if (acts.size() >= 8) return Refuse(label, "more than 8 activations in a row");
-  acts.push_back(act);
-  layer_open_for_bias_ = false;
-  return OkStatus();
-}
-
-Status GraphReader::ReadFlatten(const onnx::NodeProto& node, const std::string& label) {
-  if (!spec_.layers.empty()) return Refuse(label, "Flatten is only supported at the input");
-  auto axis = IntAttribute(node, label, "axis", 1);
-  if (!axis.ok()) return axis.status();
-  if (*axis != 1 && *axis != 1 - current_rank_) {
-    return Refuse(label, "axis=" + std::to_string(*axis) +
-                             " is not supported; only axis=1 keeps the batch dimension");
-  }
-  current_rank_ = 2;
-  return OkStatus();
+  if (node.output_size() == 0 || node.output(0).empty()) return Refuse(label, "has no output");
+  GraphStep step;
+  step.kind = StepKind::kAdd;
+  step.name = node.name();
+  step.inputs = {a.id, b.id};
+  std::vector<int64_t> dims = a.dims;
+  const int id =
+      AddStep(std::move(step), node.output(0), spec_.tensors[static_cast<size_t>(a.id)].features);
+  return Bind(node.output(0), label, {id, std::move(dims), true});
 }
 
 Status GraphReader::ReadSoftmax(const onnx::NodeProto& node, const std::string& label) {
-  if (spec_.layers.empty()) return Refuse(label, "Softmax before any layer is not supported");
-  // Opset < 13 defaults to axis 1 (coerced to 2-D); >= 13 to -1. On a rank-2
-  // tensor both are the feature axis.
+  auto in = DataInput(node, label, 0);
+  if (!in.ok()) return in.status();
+  const int64_t rank = static_cast<int64_t>((*in)->dims.size()) + 1;
+  // Opset < 13 defaults to axis 1 and coerces the input to 2-D there: a
+  // softmax over all features of a row. From 13 it defaults to -1 and runs
+  // over the last axis only, which is all features for rank 2.
   auto axis = IntAttribute(node, label, "axis", opset_ >= 13 ? -1 : 1);
   if (!axis.ok()) return axis.status();
-  if (*axis != 1 && *axis != -1) {
+  const bool last = *axis == -1 || *axis == rank - 1;
+  const bool coerced_all = opset_ < 13 && (*axis == 1 || *axis == 1 - rank);
+  if (!(rank == 2 ? (last || *axis == 1) : coerced_all)) {
     return Refuse(label, "axis=" + std::to_string(*axis) +
-                             " is not supported; softmax must run over the last axis");
+                             " is not supported; softmax must run over the last axis" +
+                             (rank > 2 ? " of a rank-2 tensor (Flatten first)" : ""));
   }
-  spec_.softmax_output = true;
-  softmax_seen_ = true;
-  layer_open_for_bias_ = false;
-  return OkStatus();
+  if (node.output_size() == 0 || node.output(0).empty()) return Refuse(label, "has no output");
+  GraphStep step;
+  step.kind = StepKind::kSoftmax;
+  step.name = node.name();
+  step.inputs = {(*in)->id};
+  std::vector<int64_t> dims = (*in)->dims;
+  const int id = AddStep(std::move(step), node.output(0),
+                         spec_.tensors[static_cast<size_t>((*in)->id)].features);
+  return Bind(node.output(0), label, {id, std::move(dims), true});
 }
 
-Status GraphReader::ReadDropout(const onnx::NodeProto& node, const std::string& label) {
+Status GraphReader::ReadDropout(const onnx::NodeProto& node, const std::string& label, int index) {
   // Opset >= 12 carries training_mode as an optional input; inference
   // ignores it unless it is a constant true.
   if (node.input_size() >= 3 && !node.input(2).empty()) {
@@ -243,103 +366,43 @@ Status GraphReader::ReadDropout(const onnx::NodeProto& node, const std::string& 
                           (!t.raw_data().empty() && t.raw_data()[0] != 0);
     if (training) return Refuse(label, "training_mode=true is not supported at inference");
   }
-  return OkStatus();
+  auto in = DataInput(node, label, 0);
+  if (!in.ok()) return in.status();
+  if (node.output_size() == 0) return Refuse(label, "has no output");
+  return Alias(node.input(0), node.output(0), label, (*in)->dims, index);
 }
 
 Status GraphReader::ReadNode(const onnx::NodeProto& node, int index) {
   if (index < static_cast<int>(absorbed_.size()) && absorbed_[index]) return OkStatus();
   const std::string label = NodeLabel(node, index);
   if (!node.domain().empty() && node.domain() != "ai.onnx") {
-    return Refuse(label, "operator domain '" + node.domain() + "' is not supported");
+    return Refuse(label, "operator domain " + Quote(node.domain()) + " is not supported");
   }
   const std::string& op = node.op_type();
   // Constants (and Identity or Cast of a constant, as exporters emit for
-  // shared or converted weights) are side inputs, not steps of the chain.
+  // shared or converted weights) are side inputs, not steps of the graph.
   if (op == "Constant") {
     const auto* value = FindAttribute(node, "value");
     if (value == nullptr || value->type() != onnx::AttributeProto::TENSOR ||
         node.output_size() != 1) {
       return Refuse(label, "only Constant nodes with a tensor 'value' are supported");
     }
+    if (names_.count(node.output(0))) {
+      return Refuse(label, "output " + Quote(node.output(0)) + " is already defined");
+    }
     constants_[node.output(0)] = {&value->t(), "Constant " + label};
     return OkStatus();
   }
   if ((op == "Identity" || op == "Cast") && node.input_size() == 1 && node.output_size() == 1 &&
-      node.input(0) != current_ && constants_.count(node.input(0))) {
+      FindTensor(node.input(0)) == nullptr && constants_.count(node.input(0))) {
     if (op == "Cast") SELU_RETURN_IF_ERROR(ReadCast(node, label));
+    if (names_.count(node.output(0))) {
+      return Refuse(label, "output " + Quote(node.output(0)) + " is already defined");
+    }
     constants_[node.output(0)] = constants_[node.input(0)];
     return OkStatus();
   }
-  SELU_RETURN_IF_ERROR(CheckChained(node, label));
-
-  Status status;
-  if (op == "Gemm") {
-    status = ReadGemm(node, label, index);
-  } else if (op == "MatMul") {
-    status = ReadMatMul(node, label, index);
-  } else if (op == "Div" && StartsGelu(node)) {
-    status = ReadGelu(node, label);
-  } else if ((op == "Sigmoid" || op == "HardSigmoid") && StartsGatedProduct(node)) {
-    status = ReadGatedProduct(node, label);
-  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
-    status = ReadArithmetic(node, label);
-  } else if (op == "BatchNormalization") {
-    status = ReadBatchNorm(node, label);
-  } else if (op == "Selu") {
-    auto alpha = FloatAttribute(node, label, "alpha", static_cast<float>(kSeluAlpha));
-    auto gamma = FloatAttribute(node, label, "gamma", static_cast<float>(kSeluLambda));
-    if (!alpha.ok()) return alpha.status();
-    if (!gamma.ok()) return gamma.status();
-    status = AddActivation(label, Activation::Selu(*alpha, *gamma));
-  } else if (op == "Elu" || op == "LeakyRelu") {
-    const bool elu = op == "Elu";
-    auto alpha = FloatAttribute(node, label, "alpha", elu ? 1.0f : 0.01f);
-    if (!alpha.ok()) return alpha.status();
-    status = AddActivation(label, elu ? Activation::Elu(*alpha) : Activation::LeakyRelu(*alpha));
-  } else if (op == "HardSigmoid") {
-    auto alpha = FloatAttribute(node, label, "alpha", 0.2f);
-    auto beta = FloatAttribute(node, label, "beta", 0.5f);
-    if (!alpha.ok()) return alpha.status();
-    if (!beta.ok()) return beta.status();
-    status = AddActivation(label, Activation::HardSigmoid(*alpha, *beta));
-  } else if (op == "PRelu") {
-    status = ReadPRelu(node, label);
-  } else if (op == "Clip") {
-    status = ReadClip(node, label);
-  } else if (op == "Relu") {
-    status = AddActivation(label, Activation::Relu());
-  } else if (op == "Tanh") {
-    status = AddActivation(label, Activation::Tanh());
-  } else if (op == "Sigmoid") {
-    status = AddActivation(label, Activation::Sigmoid());
-  } else if (op == "Softplus") {
-    status = AddActivation(label, Activation::Softplus());
-  } else if (op == "Cast") {
-    status = ReadCast(node, label);
-  } else if (op == "Identity") {
-    status = OkStatus();
-  } else if (op == "Dropout") {
-    status = ReadDropout(node, label);
-  } else if (op == "Flatten") {
-    status = ReadFlatten(node, label);
-  } else if (op == "Softmax") {
-    status = ReadSoftmax(node, label);
-  } else {
-    status = Refuse(label, "unsupported op type '" + op +
-                               "'; an MLP may use Gemm, MatMul, Add/Sub/Mul/Div by constants, "
-                               "BatchNormalization, Selu, Elu, Relu, LeakyRelu, PRelu, Tanh, "
-                               "Sigmoid, HardSigmoid, Softplus, Clip, GELU (erf) and SiLU/"
-                               "HardSwish patterns, Identity, Dropout, Cast to FLOAT, Flatten "
-                               "(at the input) and Softmax (at the end)");
-  }
-  SELU_RETURN_IF_ERROR(status);
-  const bool may_stay_affine = op == "Gemm" || op == "MatMul" || op == "Add" || op == "Sub" ||
-                               op == "Mul" || op == "Div" || op == "BatchNormalization" ||
-                               op == "Identity" || op == "Dropout" || op == "Cast";
-  if (!may_stay_affine || !pattern_end_.empty()) layer_open_for_bias_ = false;
-  current_ = pattern_end_.empty() ? node.output(0) : pattern_end_;
-  pattern_end_.clear();
-  return OkStatus();
+  return ReadOp(node, label, index);
 }
 
 }  // namespace selu::core::onnx_internal

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "server/core/base/client_text.h"
+
 namespace selu::core::onnx_internal {
 namespace {
 
@@ -59,7 +61,7 @@ float BFloat16ToFloat(uint16_t bits) {
 
 Status ReadFloats(const ConstTensor& ct, const std::string& label, std::vector<float>* out) {
   const onnx::TensorProto& t = *ct.tensor;
-  const std::string what = "tensor '" + t.name() + "' (" + ct.origin + ")";
+  const std::string what = "tensor '" + QuoteClientText(t.name()) + "' (" + ct.origin + ")";
   if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0) {
     return Refuse(label, what +
                              " uses external data; only weights stored inside the model file "
