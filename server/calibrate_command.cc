@@ -106,12 +106,32 @@ std::string TensorLine(const std::string& tensor, const std::string& activation,
   return std::string(line) + (name.empty() ? "" : "  '" + name + "'") + "\n";
 }
 
+// "features 0-3 input 'a' [-1,4], features 4-11 input 'b' [-1,2,4]": where
+// each input's features sit in a row of the data file.
+std::string InputLayout(const core::ModelSpec& spec) {
+  std::string s = "each row holds the model's inputs one after another:";
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    const core::TensorPort& p = spec.inputs[i];
+    s += std::string(i ? "," : "") + " features " + std::to_string(p.offset) + "-" +
+         std::to_string(p.offset + p.features - 1) + " input '" + p.name + "' [";
+    for (size_t d = 0; d < p.shape.size(); ++d) s += (d ? "," : "") + std::to_string(p.shape[d]);
+    s += "]";
+  }
+  return s;
+}
+
+std::string InputNames(const core::ModelSpec& spec) {
+  std::string s;
+  for (const core::TensorPort& p : spec.inputs) s += (s.empty() ? "" : "+") + p.name;
+  return s.empty() ? spec.input_name : s;
+}
+
 std::string Summary(const CalibrateOptions& o, const core::FeatureRows& data,
                     const core::ReferenceStats& ref, const core::ModelSpec& spec,
                     const std::string& output) {
   std::string s = "calibrated '" + o.model + "' on " + std::to_string(data.rows) + " rows of '" +
                   o.data + "'" + (data.has_header ? " (header skipped)" : "") + "\n";
-  s += TensorLine("input", "", ref.input->features, *ref.input, spec.input_name);
+  s += TensorLine("input", "", ref.input->features, *ref.input, InputNames(spec));
   for (const core::LayerReference& l : ref.layers) {
     s += TensorLine("layer " + std::to_string(l.index), l.activation, l.stats.features, l.stats,
                     l.name);
@@ -138,13 +158,20 @@ StatusOr<std::string> Calibrate(const CalibrateOptions& o) {
   if (!spec.ok()) return spec.status().WithPrefix(o.model);
   bytes->clear();
   bytes->shrink_to_fit();
+  SELU_RETURN_IF_ERROR(core::CompleteModelSpec(*spec).WithPrefix(o.model));
   core::MlpEngineOptions engine_options = serving.engine;
   engine_options.max_rows = std::max(engine_options.max_rows, o.batch_rows);
   auto engine = core::MlpEngine::Create(std::move(spec).value(), engine_options);
   if (!engine.ok()) return engine.status().WithPrefix(o.model);
   const core::MlpEngine& e = **engine;
 
+  // A model with several inputs takes packed rows: each CSV row holds every
+  // input's features one after another, in the model's input order.
   auto data = core::ReadFeatureCsv(o.data, e.input_features());
+  if (!data.ok() && e.spec().inputs.size() > 1) {
+    return Status(data.status().code(),
+                  data.status().message() + " (" + InputLayout(e.spec()) + ")");
+  }
   if (!data.ok()) return data.status();
   auto ref = core::Calibrate(e, data->values.data(), data->rows, o.batch_rows);
   if (!ref.ok()) return ref.status().WithPrefix(o.data);
@@ -176,7 +203,9 @@ int RunCalibrate(int argc, char** argv) {
       ->required();
   app.add_option("--data", o.data,
                  "CSV of samples the model is known to work on: one row per sample, one number "
-                 "per input feature, comma-separated; an optional header row")
+                 "per input feature, comma-separated; an optional header row. A model with "
+                 "several inputs takes every input's features one after another, in the order "
+                 "ModelMetadata lists the inputs")
       ->required();
   app.add_option("--output", o.output,
                  "Where to write the statistics (a folder: reference_stats.json in it) "

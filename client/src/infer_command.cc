@@ -19,29 +19,97 @@ struct OutputMatrix {
   std::vector<std::vector<double>> rows;
 };
 
-inference::ModelInferRequest MakeRequest(const InferOptions& options, const std::string& input_name,
-                                         const Rows& rows, size_t first, size_t count) {
+// The columns of each row one input takes.
+struct InputSlice {
+  std::string name;
+  size_t offset = 0;
+  size_t width = 0;
+};
+
+inference::ModelInferRequest MakeRequest(const InferOptions& options,
+                                         const std::vector<InputSlice>& inputs, const Rows& rows,
+                                         size_t first, size_t count) {
   inference::ModelInferRequest request;
   request.set_model_name(options.model);
   request.set_model_version(options.version);
-  auto* input = request.add_inputs();
-  input->set_name(input_name);
-  input->set_datatype("FP32");
-  input->add_shape(static_cast<int64_t>(count));
-  input->add_shape(static_cast<int64_t>(rows[0].size()));
-  const size_t row_bytes = rows[0].size() * sizeof(float);
-  if (options.typed) {
-    auto* values = input->mutable_contents()->mutable_fp32_contents();
-    values->Reserve(static_cast<int>(count * rows[0].size()));
-    for (size_t r = first; r < first + count; ++r) values->Add(rows[r].begin(), rows[r].end());
-  } else {
-    std::string* raw = request.add_raw_input_contents();
-    raw->resize(count * row_bytes);  // the protocol's raw bytes are little-endian
-    for (size_t r = 0; r < count; ++r) {
-      std::memcpy(raw->data() + r * row_bytes, rows[first + r].data(), row_bytes);
+  for (const InputSlice& slice : inputs) {
+    auto* input = request.add_inputs();
+    input->set_name(slice.name);
+    input->set_datatype("FP32");
+    input->add_shape(static_cast<int64_t>(count));
+    input->add_shape(static_cast<int64_t>(slice.width));
+    const size_t row_bytes = slice.width * sizeof(float);
+    if (options.typed) {
+      auto* values = input->mutable_contents()->mutable_fp32_contents();
+      values->Reserve(static_cast<int>(count * slice.width));
+      for (size_t r = first; r < first + count; ++r) {
+        const auto begin = rows[r].begin() + static_cast<std::ptrdiff_t>(slice.offset);
+        values->Add(begin, begin + static_cast<std::ptrdiff_t>(slice.width));
+      }
+    } else {
+      std::string* raw = request.add_raw_input_contents();
+      raw->resize(count * row_bytes);  // the protocol's raw bytes are little-endian
+      for (size_t r = 0; r < count; ++r) {
+        std::memcpy(raw->data() + r * row_bytes, rows[first + r].data() + slice.offset, row_bytes);
+      }
     }
   }
   return request;
+}
+
+std::string ShapeText(const google::protobuf::RepeatedField<int64_t>& shape) {
+  std::string s = "[";
+  for (int i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// How the rows' columns split into the inputs `names` (all of the model's
+// when empty), whose widths ModelMetadata gives. A model's only input takes
+// the whole row (the server checks its width). Throws UsageError.
+std::vector<InputSlice> SliceRows(const inference::ModelMetadataResponse& metadata,
+                                  const std::vector<std::string>& names, size_t row_width,
+                                  const std::string& model) {
+  std::vector<const inference::ModelMetadataResponse::TensorMetadata*> chosen;
+  std::string all;
+  for (const auto& input : metadata.inputs()) all += (all.empty() ? "" : ", ") + input.name();
+  if (names.empty()) {
+    for (const auto& input : metadata.inputs()) chosen.push_back(&input);
+    if (chosen.empty()) throw UsageError("model " + model + " lists no inputs");
+    if (chosen.size() == 1) return {{chosen[0]->name(), 0, row_width}};
+  }
+  for (const std::string& name : names) {
+    const auto& inputs = metadata.inputs();
+    const auto it = std::find_if(inputs.begin(), inputs.end(),
+                                 [&](const auto& input) { return input.name() == name; });
+    if (it == inputs.end()) {
+      throw UsageError("model " + model + " has no input " + name + " (its inputs: " + all + ")");
+    }
+    if (std::count(names.begin(), names.end(), name) > 1) {
+      throw UsageError("--input " + name + " is given twice");
+    }
+    chosen.push_back(&*it);
+  }
+  std::vector<InputSlice> slices;
+  std::string layout;
+  size_t offset = 0;
+  for (const auto* input : chosen) {
+    size_t width = 1;
+    for (int d = 1; d < input->shape_size(); ++d) {
+      if (input->shape(d) < 1) {
+        throw UsageError("input " + input->name() + " has shape " + ShapeText(input->shape()) +
+                         ": its width per row is unknown");
+      }
+      width *= static_cast<size_t>(input->shape(d));
+    }
+    slices.push_back({input->name(), offset, width});
+    offset += width;
+    layout += (layout.empty() ? "" : " + ") + input->name() + " " + ShapeText(input->shape());
+  }
+  if (offset != row_width) {
+    throw UsageError("each row has " + std::to_string(row_width) + " values; the inputs " + layout +
+                     " take " + std::to_string(offset) + ", one input after another");
+  }
+  return slices;
 }
 
 // Values of output `index` of `response`, raw or typed, as doubles.
@@ -136,8 +204,10 @@ void PrintTable(const std::vector<OutputMatrix>& outputs, bool argmax) {
 
 int RunInfer(const ConnectionOptions& connection, const InferOptions& options, const Rows& rows) {
   auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection));
-  std::string input_name = options.input_name;
-  if (input_name.empty()) {
+  std::vector<InputSlice> inputs;
+  if (options.input_names.size() == 1) {
+    inputs = {{options.input_names[0], 0, rows[0].size()}};
+  } else {
     grpc::ClientContext context;
     PrepareContext(&context, connection);
     inference::ModelMetadataRequest request;
@@ -146,11 +216,7 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
     inference::ModelMetadataResponse metadata;
     const grpc::Status status = stub->ModelMetadata(&context, request, &metadata);
     if (!status.ok()) return ReportRpcError("ModelMetadata " + options.model, status);
-    if (metadata.inputs_size() != 1) {
-      throw UsageError("model " + options.model + " has " + std::to_string(metadata.inputs_size()) +
-                       " inputs: name one with --input");
-    }
-    input_name = metadata.inputs(0).name();
+    inputs = SliceRows(metadata, options.input_names, rows[0].size(), options.model);
   }
 
   const size_t batch = options.batch > 0 ? static_cast<size_t>(options.batch) : rows.size();
@@ -162,7 +228,7 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
     PrepareContext(&context, connection);
     inference::ModelInferResponse response;
     const grpc::Status status =
-        stub->ModelInfer(&context, MakeRequest(options, input_name, rows, first, count), &response);
+        stub->ModelInfer(&context, MakeRequest(options, inputs, rows, first, count), &response);
     if (!status.ok()) {
       return ReportRpcError("ModelInfer " + options.model + " (rows " + std::to_string(first) +
                                 ".." + std::to_string(first + count - 1) + ")",

@@ -1,7 +1,9 @@
-// `selu-client infer`: rows in, outputs out.
+// `selu-client infer`: rows in, outputs out. A row holds the features of
+// every input it feeds, one input after another; each output is printed.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "client/src/client_common.h"
 #include "client/src/rows.h"
@@ -10,12 +12,14 @@ namespace selu::client {
 
 struct InferOptions {
   std::string model;
-  std::string version;     // "" = newest ready version
-  std::string input_name;  // "" = the model's only input, from ModelMetadata
-  bool typed = false;      // contents.fp32_contents instead of raw_input_contents
-  int batch = 0;           // rows per request; 0 = all rows in one request
-  bool table = false;      // -o table instead of JSON
-  bool argmax = false;     // also print the index of each row's largest value
+  std::string version;  // "" = newest ready version
+  // The inputs each row's columns feed, one after another; empty = every
+  // input of the model, in ModelMetadata order.
+  std::vector<std::string> input_names;
+  bool typed = false;   // contents.fp32_contents instead of raw_input_contents
+  int batch = 0;        // rows per request; 0 = all rows in one request
+  bool table = false;   // -o table instead of JSON
+  bool argmax = false;  // also print the index of each row's largest value
 };
 
 // Sends `rows` and prints the outputs; returns the process exit code.

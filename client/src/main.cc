@@ -122,8 +122,12 @@ int main(int argc, char** argv) {
   auto* infer = app.add_subcommand("infer", "Infer rows of FP32 features with MODEL");
   infer->add_option("model", infer_options.model, "Model name")->required();
   infer->add_option("--model-version", infer_options.version, "Model version (default newest)");
-  infer->add_option("--input", infer_options.input_name,
-                    "Input tensor name (default: the model's only input)");
+  infer
+      ->add_option("--input", infer_options.input_names,
+                   "Input tensor the rows' columns feed; repeat it for several inputs, whose "
+                   "columns follow one another in each row (default: every input of the "
+                   "model, in ModelMetadata order)")
+      ->allow_extra_args(false);
   infer->add_option("--json", json_rows, "Rows as JSON: '[[...],[...]]'");
   infer->add_option("--json-file", json_file, "Rows as JSON, from a file");
   infer->add_option("--csv", csv_file,

@@ -1,12 +1,23 @@
 // Conversions between Open Inference Protocol v2 messages and the core's
-// fp32 row buffers, with the validation that gives every malformed request a
-// precise INVALID_ARGUMENT.
+// packed fp32 rows (model_spec.h), with the validation that gives every
+// malformed request a precise INVALID_ARGUMENT.
 //
-// Inputs: one tensor named as the model's input, datatype FP32 (used in
-// place, no copy) or FP64/FP16/BF16 (converted), shape [N, features] or
-// [N, <the model's declared dims>], data either in `contents` (fp32/fp64) or
-// in raw_input_contents (little-endian), never both; every value finite.
-// Outputs come back in the form the input came in: raw in, raw out.
+// Inputs: every input of the model, named as the model names it, in any
+// order, each once; datatype FP32 or FP64/FP16/BF16 (converted); shape
+// [N, features] or [N, <the input's declared dims>], N the same for all;
+// data either in `contents` (fp32/fp64) or in raw_input_contents
+// (little-endian), never both for one input; every value finite. The
+// raw_input_contents entries go, in order, to the inputs that have no
+// contents (with every input raw: entry i is inputs[i], as the protocol
+// says). A model with one input takes its rows in place when they are FP32
+// (no copy); a model with several gets them packed into one buffer.
+//
+// Outputs: those the request lists in `outputs`, in that order, or every
+// output of the model in model order; each FP32 [N, <its declared dims>].
+// They come back raw when any input came raw, typed otherwise. A model with
+// one output has the engine write into the response in place; with several,
+// the engine writes packed answer rows that FinishInferResponse cuts into
+// the outputs.
 //
 // Thread safety: stateless functions.
 #pragma once
@@ -21,26 +32,42 @@
 namespace selu::grpc_transport {
 
 struct DecodedInput {
-  const float* data = nullptr;  // rows × features; into the request or `converted`
+  const float* data =
+      nullptr;  // rows × input_features packed rows; into the request or `converted`
   int64_t rows = 0;
-  bool raw = false;              // the input came as raw_input_contents
-  std::vector<float> converted;  // holds the data when the datatype was not FP32
+  bool raw = false;              // some input came as raw_input_contents
+  std::vector<float> converted;  // holds the rows when they are not used in place
 };
 
 // Validates the request's inputs against `spec` (at most `max_batch_size`
-// rows) and locates or converts the input rows.
+// rows) and locates, converts or packs the input rows.
 core::Status DecodeInferInput(const inference::ModelInferRequest& request,
                               const core::ModelSpec& spec, int64_t max_batch_size,
                               DecodedInput* out);
 
-// Fills the response's metadata and one FP32 output tensor of rows ×
-// output_features, raw or typed as `raw` says, and returns where the engine
-// must write it. INVALID_ARGUMENT if the request asks for an output the model
-// does not have.
+// How the engine's answer reaches the response for a model with several
+// outputs (unused, and allocation-free, for a model with one).
+struct PreparedOutputs {
+  std::vector<float> packed;  // rows × output_features, written by the engine
+  std::vector<int> ports;     // response output i is spec.outputs[ports[i]]
+  int64_t rows = 0;
+};
+
+// Fills the response's metadata and its FP32 output tensors for `rows` rows,
+// raw or typed as `raw` says, and returns where the engine must write the
+// packed answer rows: in the response for a model with one output, in
+// `prepared->packed` otherwise. INVALID_ARGUMENT if the request asks for an
+// output the model does not have (or, with several outputs, one twice).
 core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& request,
                                             const core::ModelSpec& spec, const std::string& version,
                                             int64_t rows, bool raw,
-                                            inference::ModelInferResponse* response);
+                                            inference::ModelInferResponse* response,
+                                            PreparedOutputs* prepared);
+
+// Once the engine has written the answer: copies each output's columns of
+// the packed rows into its tensor. Nothing to do for a model with one output.
+void FinishInferResponse(const core::ModelSpec& spec, const PreparedOutputs& prepared,
+                         inference::ModelInferResponse* response);
 
 // IEEE half / bfloat16 → float (exact).
 float HalfToFloat(uint16_t h);

@@ -46,7 +46,7 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
     const core::ModelSpec& spec = model_->spec();
     SELU_RETURN_IF_ERROR(DecodeInferInput(request, spec, model_->max_batch_size(), &input_));
     auto out = PrepareInferResponse(request, spec, model_->version_string(), input_.rows,
-                                    input_.raw, response_);
+                                    input_.raw, response_, &outputs_);
     if (!out.ok()) return out.status();
     this->input = input_.data;
     this->output = *out;
@@ -69,6 +69,9 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
   bool IsCancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
 
   void Done(core::Status status) override {
+    // Several outputs: cut the packed answer rows into them (before the
+    // request's time is recorded, which then includes the copy).
+    if (status.ok()) FinishInferResponse(model_->spec(), outputs_, response_);
     model_->stats().RecordRequest(status, arrival_, *this);
     if (!status.ok()) {
       response_->Clear();
@@ -102,6 +105,7 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
   std::atomic<int64_t>* in_flight_;
   RpcCounters* counters_;
   DecodedInput input_;
+  PreparedOutputs outputs_;  // used by models with several outputs only
   std::atomic<bool> cancelled_{false};
 };
 
@@ -202,15 +206,20 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     }
   }
   response->set_platform("onnx_mlp");
-  auto* in = response->add_inputs();
-  in->set_name(spec.input_name);
-  in->set_datatype("FP32");
-  for (int64_t d : spec.input_shape) in->add_shape(d);
-  auto* out = response->add_outputs();
-  out->set_name(spec.output_name);
-  out->set_datatype("FP32");
-  out->add_shape(-1);
-  out->add_shape(spec.output_features);
+  // Every input and output (ServableModel completes the spec: both lists are
+  // filled), with -1 for the batch dimension.
+  for (const core::TensorPort& port : spec.inputs) {
+    auto* in = response->add_inputs();
+    in->set_name(port.name);
+    in->set_datatype("FP32");
+    for (int64_t d : port.shape) in->add_shape(d);
+  }
+  for (const core::TensorPort& port : spec.outputs) {
+    auto* out = response->add_outputs();
+    out->set_name(port.name);
+    out->set_datatype("FP32");
+    for (int64_t d : port.shape) out->add_shape(d);
+  }
   return FinishNow(counters, start, context, grpc::Status::OK);
 }
 

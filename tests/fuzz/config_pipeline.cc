@@ -209,7 +209,7 @@ void CheckParsedConfig(const inference::ModelConfig& config) {
                "a config naming another model was not refused");
   }
 
-  for (const core::ModelSpec* spec : {&DigitsSpec(), &Rank3Spec()}) {
+  for (const core::ModelSpec* spec : {&DigitsSpec(), &Rank3Spec(), &TwoPortSpec()}) {
     const core::Status checked = core::CheckModelConfigAgainstModel(config, *spec);
     if (!checked.ok()) {
       CheckRefusal(checked, {StatusCode::kInvalidArgument}, kMaxClientMessageBytes,

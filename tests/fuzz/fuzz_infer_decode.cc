@@ -1,22 +1,29 @@
 // libFuzzer target: ModelInfer request bytes ->
 // inference::ModelInferRequest::ParseFromArray -> what the ModelInfer handler
 // does with it (InferCall::Start in server/grpc/inference_service.cc):
-// DecodeInferInput, then PrepareInferResponse, against the bundled model
-// (rank-2 input, max batch 64) and the rank-3 spec (max batch 3).
+// DecodeInferInput, then PrepareInferResponse (and FinishInferResponse),
+// against the bundled model (rank-2 input, max batch 64), the rank-3 spec
+// (max batch 3) and the two-input, two-output spec (max batch 4).
 // Invariants:
-// - decoded: 1 <= rows <= max batch, rows = shape[0], the shape holds
-//   exactly the model's features, every one of rows x features values is
-//   readable, finite and equal to an independent decoding of the request;
-//   FP32 data is used in place (raw or typed), other types are converted.
+// - decoded: 1 <= rows <= max batch; the request holds each of the model's
+//   inputs exactly once, with rows = shape[0] and a shape holding exactly
+//   the input's features; every one of rows x input_features packed values
+//   is readable, finite and equal to an independent decoding of the request
+//   (raw entries going, in order, to the inputs without contents); a
+//   one-input model's FP32 data is used in place (raw or typed), other types
+//   are converted.
 // - refused: INVALID_ARGUMENT with a message short enough for gRPC.
-// - the response has one FP32 output [rows, output_features] whose buffer
-//   (raw or typed, as the input came) takes rows x output_features values;
-//   it is refused exactly when the request asks for another output name.
+// - the response has the requested outputs (all, in model order, when none
+//   is named), each FP32 [rows, <its dims>] with a buffer (raw or typed, raw
+//   when any input came raw) of rows x its features values, holding its
+//   columns of the packed answer; it is refused exactly when the request
+//   names an output the model lacks (or, with several outputs, one twice).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "proto/grpc_service.pb.h"
 #include "server/grpc/infer_codec.h"
@@ -27,6 +34,7 @@ namespace {
 using selu::core::ModelSpec;
 using selu::core::StatusCode;
 using selu::grpc_transport::DecodedInput;
+using selu::grpc_transport::PreparedOutputs;
 
 // IEEE binary16 -> float by arithmetic, independent of the bit twiddling in
 // infer_codec.cc.
@@ -39,15 +47,41 @@ float ReferenceHalf(uint16_t h) {
   return sign * std::ldexp(static_cast<float>(1024 + mantissa), exponent - 25);
 }
 
-// The value at `i` as the request carries it, decoded here from scratch.
-float ExpectedValue(const inference::ModelInferRequest& request, int64_t i) {
-  const auto& input = request.inputs(0);
+// A request input and its raw_input_contents entry (-1: typed contents).
+struct Located {
+  int index = -1;
+  int raw = -1;
+  int count = 0;  // inputs of that name
+};
+
+Located Locate(const inference::ModelInferRequest& request, const std::string& name) {
+  Located at;
+  int untyped = 0;
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const auto& input = request.inputs(i);
+    const bool typed = input.has_contents() && input.contents().ByteSizeLong() > 0;
+    if (input.name() == name) {
+      ++at.count;
+      if (at.index < 0) {
+        at.index = i;
+        at.raw = request.raw_input_contents_size() > 0 && !typed ? untyped : -1;
+      }
+    }
+    if (!typed) ++untyped;
+  }
+  return at;
+}
+
+// The value at `i` of the located input as the request carries it, decoded
+// here from scratch.
+float ExpectedValue(const inference::ModelInferRequest& request, const Located& at, int64_t i) {
+  const auto& input = request.inputs(at.index);
   const std::string& type = input.datatype();
-  if (request.raw_input_contents_size() == 0) {
+  if (at.raw < 0) {
     return type == "FP32" ? input.contents().fp32_contents(static_cast<int>(i))
                           : static_cast<float>(input.contents().fp64_contents(static_cast<int>(i)));
   }
-  const char* raw = request.raw_input_contents(0).data();
+  const char* raw = request.raw_input_contents(at.raw).data();
   if (type == "FP32") {
     float v;
     std::memcpy(&v, raw + 4 * i, 4);
@@ -67,88 +101,135 @@ float ExpectedValue(const inference::ModelInferRequest& request, int64_t i) {
   return f;
 }
 
-void CheckDecoded(const inference::ModelInferRequest& request, const ModelSpec& spec,
-                  int64_t max_batch, const DecodedInput& in) {
-  FUZZ_CHECK(request.inputs_size() == 1,
-             "decoded a request with " + std::to_string(request.inputs_size()) + " inputs");
-  const auto& input = request.inputs(0);
-  FUZZ_CHECK(input.name() == spec.input_name, "decoded an input of another name");
-  FUZZ_CHECK(in.rows >= 1 && in.rows <= max_batch, "rows " + std::to_string(in.rows));
+// One input of `features` floats per row, at `offset` in packed rows of
+// `stride` floats.
+void CheckInputDecoded(const inference::ModelInferRequest& request, const std::string& name,
+                       int64_t features, int64_t offset, int64_t stride, const DecodedInput& in) {
+  const Located at = Locate(request, name);
+  FUZZ_CHECK(at.count == 1,
+             "decoded a request with input " + name + " " + std::to_string(at.count) + " times");
+  const auto& input = request.inputs(at.index);
   FUZZ_CHECK(input.shape_size() >= 2 && input.shape(0) == in.rows, "rows is not shape[0]");
-  int64_t features = 1;
+  int64_t held = 1;
   for (int d = 1; d < input.shape_size(); ++d) {
     FUZZ_CHECK(input.shape(d) > 0, "decoded a shape with a dim <= 0");
-    features *= input.shape(d);
-    FUZZ_CHECK(features <= spec.input_features, "decoded a shape wider than the model");
+    held *= input.shape(d);
+    FUZZ_CHECK(held <= features, "decoded a shape wider than the input");
   }
-  FUZZ_CHECK(features == spec.input_features, "the shape holds " + std::to_string(features) +
-                                                  " features, the model takes " +
-                                                  std::to_string(spec.input_features));
-  FUZZ_CHECK(in.data != nullptr, "no data");
-  FUZZ_CHECK(in.raw == (request.raw_input_contents_size() > 0), "raw flag");
-  const int64_t count = in.rows * spec.input_features;
+  FUZZ_CHECK(held == features, "the shape holds " + std::to_string(held) +
+                                   " features, the input takes " + std::to_string(features));
+  const int64_t count = in.rows * features;
   const bool fp32 = input.datatype() == "FP32";
-  if (in.raw) {
-    const std::string& raw = request.raw_input_contents(0);
+  if (at.raw >= 0) {
+    const std::string& raw = request.raw_input_contents(at.raw);
     const int64_t element = input.datatype() == "FP64" ? 8 : fp32 ? 4 : 2;
     FUZZ_CHECK(static_cast<int64_t>(raw.size()) == count * element,
                "raw_input_contents holds " + std::to_string(raw.size()) + " bytes for " +
                    std::to_string(count) + " values");
-    if (fp32) FUZZ_CHECK(in.data == reinterpret_cast<const float*>(raw.data()), "raw FP32 copied");
   } else {
     FUZZ_CHECK(fp32 || input.datatype() == "FP64", "typed contents of " + input.datatype());
     const int n =
         fp32 ? input.contents().fp32_contents_size() : input.contents().fp64_contents_size();
     FUZZ_CHECK(n == count,
                "contents hold " + std::to_string(n) + " values for " + std::to_string(count));
-    if (fp32) FUZZ_CHECK(in.data == input.contents().fp32_contents().data(), "typed FP32 copied");
-  }
-  if (!fp32) {
-    FUZZ_CHECK(in.converted.size() == static_cast<size_t>(count) && in.data == in.converted.data(),
-               "converted data of the wrong size");
   }
   for (int64_t i = 0; i < count; ++i) {
-    const float got = in.data[i];
-    const float want = ExpectedValue(request, i);
+    const float got = in.data[(i / features) * stride + offset + i % features];
+    const float want = ExpectedValue(request, at, i);
     FUZZ_CHECK(std::isfinite(got), "a non-finite value was accepted at " + std::to_string(i));
     FUZZ_CHECK(std::memcmp(&got, &want, sizeof got) == 0,
-               "value " + std::to_string(i) + " decoded as " + std::to_string(got) +
+               name + " value " + std::to_string(i) + " decoded as " + std::to_string(got) +
                    ", the request holds " + std::to_string(want));
+  }
+}
+
+void CheckDecoded(const inference::ModelInferRequest& request, const ModelSpec& spec,
+                  int64_t max_batch, const DecodedInput& in) {
+  const size_t inputs = spec.inputs.size();
+  FUZZ_CHECK(request.inputs_size() == static_cast<int>(inputs),
+             "decoded a request with " + std::to_string(request.inputs_size()) + " inputs");
+  FUZZ_CHECK(in.rows >= 1 && in.rows <= max_batch, "rows " + std::to_string(in.rows));
+  FUZZ_CHECK(in.data != nullptr, "no data");
+  FUZZ_CHECK(in.raw == (request.raw_input_contents_size() > 0), "raw flag");
+  for (const auto& port : spec.inputs) {
+    CheckInputDecoded(request, port.name, port.features, port.offset, spec.input_features, in);
+  }
+  const auto& input = request.inputs(0);
+  if (inputs == 1 && input.datatype() == "FP32") {
+    const void* in_place = in.raw ? static_cast<const void*>(request.raw_input_contents(0).data())
+                                  : input.contents().fp32_contents().data();
+    FUZZ_CHECK(in.data == in_place, "FP32 rows of a one-input model copied");
+  } else {
+    FUZZ_CHECK(in.converted.size() == static_cast<size_t>(in.rows * spec.input_features) &&
+                   in.data == in.converted.data(),
+               "converted data of the wrong size");
   }
 }
 
 void CheckResponse(const inference::ModelInferRequest& request, const ModelSpec& spec,
                    const DecodedInput& in) {
-  bool other_output = false;
-  for (const auto& wanted : request.outputs()) other_output |= wanted.name() != spec.output_name;
+  // The outputs the response must hold, or a refusal.
+  std::vector<size_t> expected;
+  bool refusable = false;
+  for (const auto& wanted : request.outputs()) {
+    size_t k = 0;
+    while (k < spec.outputs.size() && spec.outputs[k].name != wanted.name()) ++k;
+    if (k == spec.outputs.size()) {
+      refusable = true;
+    } else if (spec.outputs.size() > 1) {
+      for (size_t taken : expected) refusable |= taken == k;
+      expected.push_back(k);
+    }
+  }
+  if (spec.outputs.size() == 1 || request.outputs().empty()) {
+    expected.clear();
+    for (size_t k = 0; k < spec.outputs.size(); ++k) expected.push_back(k);
+  }
   inference::ModelInferResponse response;
-  auto out =
-      selu::grpc_transport::PrepareInferResponse(request, spec, "1", in.rows, in.raw, &response);
+  PreparedOutputs prepared;
+  auto out = selu::grpc_transport::PrepareInferResponse(request, spec, "1", in.rows, in.raw,
+                                                        &response, &prepared);
   if (!out.ok()) {
-    FUZZ_CHECK(other_output, "the response was refused: " + out.status().ToString());
+    FUZZ_CHECK(refusable, "the response was refused: " + out.status().ToString());
     selu::fuzz::CheckRefusal(out.status(), {StatusCode::kInvalidArgument},
                              selu::fuzz::kMaxClientMessageBytes, "PrepareInferResponse");
     return;
   }
-  FUZZ_CHECK(!other_output, "an unknown output name was accepted");
-  FUZZ_CHECK(response.outputs_size() == 1, "outputs");
-  const auto& output = response.outputs(0);
-  FUZZ_CHECK(output.name() == spec.output_name && output.datatype() == "FP32" &&
-                 output.shape_size() == 2 && output.shape(0) == in.rows &&
-                 output.shape(1) == spec.output_features,
-             "output metadata");
-  const int64_t count = in.rows * spec.output_features;
-  if (in.raw) {
-    FUZZ_CHECK(response.raw_output_contents_size() == 1 &&
-                   static_cast<int64_t>(response.raw_output_contents(0).size()) == count * 4,
-               "raw output size");
-  } else {
-    FUZZ_CHECK(
-        response.raw_output_contents_size() == 0 && output.contents().fp32_contents_size() == count,
-        "typed output size");
-  }
+  FUZZ_CHECK(!refusable, "an unknown or repeated output was accepted");
+  FUZZ_CHECK(response.outputs_size() == static_cast<int>(expected.size()), "outputs");
+  FUZZ_CHECK(response.raw_output_contents_size() == (in.raw ? response.outputs_size() : 0),
+             "raw outputs");
+  FUZZ_CHECK((spec.outputs.size() == 1) == prepared.packed.empty(), "staged answer");
   // The engine writes every value: ASan checks the buffer holds them.
-  for (int64_t i = 0; i < count; ++i) (*out)[i] = static_cast<float>(i);
+  const int64_t stride = spec.output_features;
+  for (int64_t i = 0; i < in.rows * stride; ++i) (*out)[i] = static_cast<float>(i);
+  selu::grpc_transport::FinishInferResponse(spec, prepared, &response);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const auto& port = spec.outputs[expected[i]];
+    const auto& output = response.outputs(static_cast<int>(i));
+    bool shape = output.name() == port.name && output.datatype() == "FP32" &&
+                 output.shape_size() == static_cast<int>(port.shape.size()) &&
+                 output.shape(0) == in.rows;
+    for (size_t d = 1; shape && d < port.shape.size(); ++d) {
+      shape = output.shape(static_cast<int>(d)) == port.shape[d];
+    }
+    FUZZ_CHECK(shape, "output " + std::to_string(i) + " metadata");
+    const int64_t count = in.rows * port.features;
+    const float* values = nullptr;
+    if (in.raw) {
+      const std::string& bytes = response.raw_output_contents(static_cast<int>(i));
+      FUZZ_CHECK(static_cast<int64_t>(bytes.size()) == count * 4, "raw output size");
+      values = reinterpret_cast<const float*>(bytes.data());
+    } else {
+      FUZZ_CHECK(output.contents().fp32_contents_size() == count, "typed output size");
+      values = output.contents().fp32_contents().data();
+    }
+    for (int64_t v = 0; v < count; ++v) {
+      const int64_t packed = (v / port.features) * stride + port.offset + v % port.features;
+      FUZZ_CHECK(values[v] == static_cast<float>(packed),
+                 "output " + port.name + " value " + std::to_string(v) + " misplaced");
+    }
+  }
 }
 
 void CheckAgainst(const inference::ModelInferRequest& request, const ModelSpec& spec,
@@ -171,6 +252,7 @@ void CheckAgainst(const inference::ModelInferRequest& request, const ModelSpec& 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   selu::fuzz::QuietProtobuf();
   selu::fuzz::DigitsSpec();
+  selu::fuzz::TwoPortSpec();
   return 0;
 }
 
@@ -182,5 +264,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   CheckAgainst(request, selu::fuzz::DigitsSpec(), 64);
   CheckAgainst(request, selu::fuzz::Rank3Spec(), selu::fuzz::Rank3Spec().fixed_batch_size);
+  CheckAgainst(request, selu::fuzz::TwoPortSpec(), selu::fuzz::TwoPortSpec().fixed_batch_size);
   return 0;
 }

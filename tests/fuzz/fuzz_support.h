@@ -1,6 +1,6 @@
 // Shared by the libFuzzer targets of tests/fuzz: invariant checks that abort
-// (so libFuzzer keeps the input that broke them), the bundled model's spec
-// and a second, hand-built spec with a rank-3 input.
+// (so libFuzzer keeps the input that broke them), the bundled model's spec,
+// a hand-built spec with a rank-3 input and one with two inputs and outputs.
 //
 // Not thread-safe to initialise concurrently; libFuzzer runs one input at a
 // time.
@@ -57,9 +57,16 @@ const core::ModelSpec& DigitsSpec();
 // output "y", batch fixed at 3 by the "file".
 const core::ModelSpec& Rank3Spec();
 
-// Aborts unless `spec` is what the loader promises on OK: a non-empty chain
-// of layers whose widths line up with the input shape and each other, weights
-// and biases of the right sizes and finite, widths within the limit.
+// A graph with two inputs, a [-1, 2] and b [-1, 2, 3] (packed row: a, then
+// b), concatenated into an 8 -> 4 dense layer h, and two outputs, h
+// [-1, 2, 2] and s = h[:, 1:2] [-1, 1]; batch fixed at 4.
+const core::ModelSpec& TwoPortSpec();
+
+// Aborts unless `spec` is what the loader promises on OK: a graph spec
+// (steps, not the chain's softmax_output) that CompleteModelSpec accepts as
+// it is, ports whose shapes hold their features and pack in order, layers
+// all used and in order of first use, weights and biases of the right sizes
+// and finite, activations well formed, widths within the limit.
 void CheckSpecInvariants(const core::ModelSpec& spec, const core::OnnxLoaderOptions& options);
 
 // Aborts unless `status` is a refusal with one of `allowed` codes and a

@@ -40,6 +40,9 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   if (!spec.ok()) return spec.status().WithPrefix(path);
   bytes->clear();
   bytes->shrink_to_fit();
+  // Every reader past this point (config check, engine, transport) may use
+  // the graph's ports; a chain gets them here (a graph spec is only checked).
+  SELU_RETURN_IF_ERROR(CompleteModelSpec(*spec).WithPrefix(path));
   if (config != nullptr) {
     Status checked = CheckModelConfigAgainstModel(*config, *spec);
     if (!checked.ok())

@@ -195,7 +195,8 @@ TEST(InferCodecTest, ResponseMirrorsTheInputForm) {
   Request r = TypedFp32(2, std::vector<float>(8));
   r.set_id("req-7");
   inference::ModelInferResponse typed;
-  auto out = PrepareInferResponse(r, spec, "3", 2, /*raw=*/false, &typed);
+  PreparedOutputs prepared;
+  auto out = PrepareInferResponse(r, spec, "3", 2, /*raw=*/false, &typed, &prepared);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(typed.model_name(), "m");
   EXPECT_EQ(typed.model_version(), "3");
@@ -209,15 +210,18 @@ TEST(InferCodecTest, ResponseMirrorsTheInputForm) {
   EXPECT_EQ(typed.raw_output_contents_size(), 0);
 
   inference::ModelInferResponse raw;
-  out = PrepareInferResponse(r, spec, "3", 2, /*raw=*/true, &raw);
+  out = PrepareInferResponse(r, spec, "3", 2, /*raw=*/true, &raw, &prepared);
   ASSERT_TRUE(out.ok());
   ASSERT_EQ(raw.raw_output_contents_size(), 1);
   EXPECT_EQ(raw.raw_output_contents(0).size(), 6 * sizeof(float));
   EXPECT_FALSE(raw.outputs(0).has_contents());
+  // One output: the engine writes into the response, nothing is staged.
+  EXPECT_TRUE(prepared.packed.empty());
+  EXPECT_TRUE(prepared.ports.empty());
 
   r.add_outputs()->set_name("logits");
   inference::ModelInferResponse bad;
-  auto refused = PrepareInferResponse(r, spec, "3", 2, false, &bad);
+  auto refused = PrepareInferResponse(r, spec, "3", 2, false, &bad, &prepared);
   EXPECT_EQ(refused.status().code(), core::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("unknown output 'logits'"));
 }
