@@ -8,7 +8,12 @@ Each case is a folder OUT_DIR/<name>/ holding
   input.bin     raw little-endian float32, rows x in (row-major)
   expected.bin  raw little-endian float32, rows x out, computed by PyTorch in
                 float32 on the same input
-  case.json     {"name", "rows", "in", "out", "fixed_batch", "description"}
+  case.json     {"name", "rows", "in", "out", "fixed_batch", "inputs", "outputs",
+                 "description"[, "tolerance"]}
+Graph cases (graph_cases.py) with several inputs or outputs write PACKED rows:
+a row of input.bin holds every graph input's features in graph input order, a
+row of expected.bin every output's; "in"/"out" are the packed widths and
+"inputs"/"outputs" list [{"name", "shape"}] (parity_io.py).
 
 Models are either exported from torch.nn modules with torch.onnx.export, or
 written with onnx.helper and evaluated with torch functional ops. Every case is
@@ -21,130 +26,29 @@ Needs Debian's python3-torch (1.13) and python3-onnx (1.12): run it with
 /usr/bin/python3.
 """
 
-import io
-import json
 import math
 import os
 import shutil
 import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the import below
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the imports below
 import activation_cases  # noqa: E402
-
-ROWS = 64
-DEFAULT_OPSET = 13
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_LAMBDA = 1.0507009873554804934193349852946
-# ONNX's Selu defaults are the fp32-rounded constants.
-ONNX_SELU_ALPHA = float(np.float32(1.67326319217681884765625))
-ONNX_SELU_GAMMA = float(np.float32(1.05070102214813232421875))
-
-
-# ----------------------------------------------------------------------------
-# Inputs and references
-
-
-def make_input(seed, rows, *feature_shape):
-    """~N(0,1), every fourth row scaled x5 (negative SELU branch, saturation)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, *feature_shape, generator=g, dtype=torch.float32)
-    x[::4] *= 5.0
-    return x
-
-
-def selu_ref(x, alpha=SELU_ALPHA, gamma=SELU_LAMBDA):
-    return gamma * torch.where(x > 0, x, alpha * torch.expm1(x))
-
-
-def elu_ref(x, alpha):
-    return torch.where(x > 0, x, alpha * torch.expm1(x))
-
-
-# ----------------------------------------------------------------------------
-# A numpy interpreter for the ONNX subset the cases use (float64).
-
-
-def _attr(node, name, default):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
-def run_onnx_numpy(model, x):
-    env = {init.name: numpy_helper.to_array(init).astype(np.float64)
-           for init in model.graph.initializer}
-    env[model.graph.input[0].name] = x.astype(np.float64)
-    for node in model.graph.node:
-        ins = [env[i] if i else None for i in node.input]
-        op = node.op_type
-        if op == "Gemm":
-            a, b = ins[0], ins[1]
-            if _attr(node, "transA", 0):
-                a = a.T
-            if _attr(node, "transB", 0):
-                b = b.T
-            y = _attr(node, "alpha", 1.0) * (a @ b)
-            if len(ins) > 2 and ins[2] is not None:
-                y = y + _attr(node, "beta", 1.0) * ins[2]
-        elif op == "MatMul":
-            y = ins[0] @ ins[1]
-        elif op == "Add":
-            y = ins[0] + ins[1]
-        elif op == "Flatten":
-            axis = _attr(node, "axis", 1)
-            y = ins[0].reshape(int(np.prod(ins[0].shape[:axis])), -1)
-        elif op == "Selu":
-            al = _attr(node, "alpha", ONNX_SELU_ALPHA)
-            ga = _attr(node, "gamma", ONNX_SELU_GAMMA)
-            v = ins[0]
-            y = ga * np.where(v > 0, v, al * np.expm1(np.minimum(v, 0)))
-        elif op == "Elu":
-            al = _attr(node, "alpha", 1.0)
-            v = ins[0]
-            y = np.where(v > 0, v, al * np.expm1(np.minimum(v, 0)))
-        elif op == "Relu":
-            y = np.maximum(ins[0], 0)
-        elif op == "Tanh":
-            y = np.tanh(ins[0])
-        elif op == "Sigmoid":
-            y = 1.0 / (1.0 + np.exp(-ins[0]))
-        elif op in ("Identity", "Dropout"):
-            y = ins[0]
-        elif op == "Softmax":
-            axis = _attr(node, "axis", -1)
-            v = ins[0] - ins[0].max(axis=axis, keepdims=True)
-            e = np.exp(v)
-            y = e / e.sum(axis=axis, keepdims=True)
-        else:
-            y = activation_cases.run_extra_op(node, ins, _attr)
-            if y is None:
-                raise RuntimeError(f"numpy interpreter: unsupported op {op} ({node.name})")
-        env[node.output[0]] = y
-    return env[model.graph.output[0].name]
+import graph_cases  # noqa: E402
+# The shared helpers; activation_cases reaches them as attributes of this module.
+from parity_io import (  # noqa: E402,F401
+    DEFAULT_OPSET, ONNX_SELU_ALPHA, ONNX_SELU_GAMMA, ROWS, SELU_ALPHA, SELU_LAMBDA, _attr,
+    elu_ref, export, make_input, module_fn, run_onnx_numpy, selu_ref, torch_reference,
+    write_case)
 
 
 # ----------------------------------------------------------------------------
 # Model builders
-
-
-def export(module, example, opset=DEFAULT_OPSET, dynamic=True):
-    module.eval()
-    buf = io.BytesIO()
-    kwargs = {}
-    if dynamic:
-        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
-    torch.onnx.export(module, (example,), buf, input_names=["input"],
-                      output_names=["output"], opset_version=opset,
-                      do_constant_folding=True, **kwargs)
-    return onnx.load_from_string(buf.getvalue())
 
 
 def init_linear(layer, gen, bias_scale=0.1):
@@ -166,20 +70,6 @@ def selu_mlp(widths, gen, softmax=False):
     if softmax:
         mods.append(nn.Softmax(dim=1))
     return nn.Sequential(*mods)
-
-
-def torch_reference(fn, x):
-    """float32 result, and the float64 result of the same function."""
-    with torch.no_grad():
-        y32 = fn(x, torch.float32)
-        y64 = fn(x.double(), torch.float64)
-    return y32, y64
-
-
-def module_fn(module):
-    def fn(x, dtype):
-        return module.to(dtype)(x)
-    return fn
 
 
 def rand(gen, *shape, scale=1.0):
@@ -443,52 +333,10 @@ CASES = {
 # Issue 13's activations, patterns, folds and weight types (activation_cases.py).
 CASES.update({name: (lambda fn=fn: fn(sys.modules[__name__]))
               for name, fn in activation_cases.CASES.items()})
-
-
-def write_case(out_dir, name, fn):
-    model, x, y32, y64, description, *tolerance = fn()
-    model.producer_name = model.producer_name or "selu-serve-parity"
-    onnx.checker.check_model(model, full_check=True)
-
-    rows = x.shape[0]
-    x2 = x.reshape(rows, -1).contiguous()
-    y32 = y32.detach().float().contiguous()
-    y64 = y64.detach()
-    assert y32.dim() == 2 and y32.shape[0] == rows
-    assert torch.isfinite(y32).all(), name
-
-    # The reference itself must be far more precise than the C++ tolerance.
-    f32_vs_f64 = (y32.double() - y64).abs().max().item()
-    # And the ONNX graph must compute what the torch reference computes (up to
-    # the fp32-rounded Selu constants ONNX uses by default).
-    onnx_vs_torch = np.abs(run_onnx_numpy(model, x.numpy()) - y64.numpy()).max()
-    if f32_vs_f64 > 2e-5 or onnx_vs_torch > 1e-5:
-        raise RuntimeError(f"{name}: reference check failed: float32 vs float64 {f32_vs_f64:.3g}, "
-                           f"ONNX graph vs torch {onnx_vs_torch:.3g}")
-
-    case_dir = os.path.join(out_dir, name)
-    os.makedirs(case_dir)
-    onnx.save(model, os.path.join(case_dir, "model.onnx"))
-    x2.numpy().astype("<f4").tofile(os.path.join(case_dir, "input.bin"))
-    y32.numpy().astype("<f4").tofile(os.path.join(case_dir, "expected.bin"))
-    dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
-    meta = {
-        "name": name,
-        "rows": rows,
-        "in": x2.shape[1],
-        "out": y32.shape[1],
-        "fixed_batch": dim0.dim_value if dim0.HasField("dim_value") else 0,
-        "opset": model.opset_import[0].version,
-        "nodes": [n.op_type for n in model.graph.node],
-        "description": description,
-    }
-    if tolerance:
-        meta["tolerance"] = tolerance[0]
-    with open(os.path.join(case_dir, "case.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    print(f"{name:18s} rows={rows:3d} in={meta['in']:3d} out={meta['out']:3d} "
-          f"|y|max={y32.abs().max().item():7.3f} f32-f64={f32_vs_f64:.2e}  {description}")
+# Issue 13's graph models: several inputs/outputs, residuals, concat, an
+# unrolled RNN, folds and FP16 weights in graphs (graph_cases.py).
+assert not set(CASES) & set(graph_cases.CASES), set(CASES) & set(graph_cases.CASES)
+CASES.update(graph_cases.CASES)
 
 
 def main(argv):

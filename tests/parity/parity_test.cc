@@ -60,7 +60,16 @@ const std::set<std::string>& ExpectedCaseNames() {
                                               "batchnorm_fold",
                                               "constant_scale_shift",
                                               "fp16_weights",
-                                              "fp64_weights"};
+                                              "fp64_weights",
+                                              "vae_encoder",
+                                              "residual_snn",
+                                              "residual_add_before_selu",
+                                              "rnn_unrolled",
+                                              "feature_slicing",
+                                              "graph_mixed_activations",
+                                              "batchnorm_after_gemm",
+                                              "wide_and_deep",
+                                              "graph_fp16_weights"};
   return names;
 }
 
