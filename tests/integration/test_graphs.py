@@ -3,7 +3,9 @@ outputs (a VAE encoder's mu/logvar heads, wide & deep's two inputs), residual
 SNNs, an unrolled Elman RNN over an [N, 8, 4] input. The models and their
 PyTorch references come from tests/parity/graph_cases.py (the parity cases);
 expected values are the PyTorch modules evaluated here in float64, never the
-server. Tolerance 1e-4 (the parity tolerance). Also: metadata of every port,
+server. Tolerance 1e-4 (the parity tolerance). Every parity graph case is
+served (the feature slicing, mixed activations, BatchNorm and FP16 ones too).
+Also: metadata of every port,
 typed and raw contents, inputs sent out of order, requested outputs,
 concurrent callers merged by the batcher, refused requests, and the models of
 graph_refusals.py failing to load with a message naming the node.
@@ -34,14 +36,9 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 LOAD_REFUSED_CODE = grpc.StatusCode.FAILED_PRECONDITION
 # Long enough that requests issued together always share a batch.
 QUEUE_DELAY_US = 100000
-# proto/grpc_service.proto (raw_input_contents): "when used, no input may carry
-# `contents`" (as KServe v2 / Triton): one input typed and another raw is
-# refused. Set True if the server is meant to accept the mix (then each input
-# is read from where its data is).
-MIXED_RAW_AND_TYPED_ACCEPTED = False
-
 SERVED = ("vae_encoder", "residual_snn", "residual_add_before_selu", "rnn_unrolled",
-          "wide_and_deep")
+          "wide_and_deep", "feature_slicing", "graph_mixed_activations",
+          "batchnorm_after_gemm", "graph_fp16_weights")
 # What ModelMetadata must list (graph order; -1: the batch), written out here
 # rather than read back from the ONNX files.
 PORTS = {
@@ -50,11 +47,15 @@ PORTS = {
     "residual_add_before_selu": ([("x", [-1, 24])], [("y", [-1, 5])]),
     "rnn_unrolled": ([("x", [-1, 8, 4])], [("y", [-1, 3])]),
     "wide_and_deep": ([("wide", [-1, 6]), ("deep", [-1, 10])], [("score", [-1, 2])]),
+    "feature_slicing": ([("x", [-1, 8, 4])], [("y", [-1, 4])]),
+    "graph_mixed_activations": ([("x", [-1, 14])], [("y", [-1, 6])]),
+    "batchnorm_after_gemm": ([("x", [-1, 21])], [("y", [-1, 5])]),
+    "graph_fp16_weights": ([("x", [-1, 12])], [("a", [-1, 4]), ("b", [-1, 2])]),
 }
 ROWS = 40
 
 
-def make_request(model, inputs, mode="raw", outputs=()):
+def make_request(model, inputs, mode="raw", outputs=(), placeholders=True):
     """A ModelInferRequest sending `inputs` ([(name, array)], in that order) as
     FP32; mode "raw", "typed", or {name: "raw"|"typed"} (a mix: then
     raw_input_contents keeps one entry per input, empty for the typed ones)."""
@@ -66,9 +67,10 @@ def make_request(model, inputs, mode="raw", outputs=()):
         tensor = req.inputs.add(name=name, datatype="FP32", shape=list(a.shape))
         if modes[name] == "typed":
             tensor.contents.fp32_contents.extend(a.ravel().tolist())
-        if any_raw:
-            req.raw_input_contents.append(s.encode_raw(a, "FP32") if modes[name] == "raw"
-                                          else b"")
+        if modes[name] == "raw":
+            req.raw_input_contents.append(s.encode_raw(a, "FP32"))
+        elif any_raw and placeholders:
+            req.raw_input_contents.append(b"")
     for name in outputs:
         req.outputs.add(name=name)
     return req
@@ -184,15 +186,22 @@ class GraphModelsTest(s.SharedRepositoryTestCase):
                         self.assert_outputs(self.infer(name, inputs, mode=mode), want)
 
     def test_mixed_typed_and_raw_inputs(self):
+        # One input typed, the other raw: raw_input_contents holds the raw
+        # inputs' data in request order (the typed one has none).
         name = "wide_and_deep"
         inputs = self.named_inputs(name)
+        want = self.expected(name, [x for _, x in inputs])
+        for typed in ("wide", "deep"):
+            with self.subTest(typed=typed):
+                mode = {n: "typed" if n == typed else "raw" for n, _ in inputs}
+                req = make_request(name, inputs, mode=mode, placeholders=False)
+                resp = self.stub.ModelInfer(req, timeout=30 * s.SLOWDOWN)
+                self.assert_outputs(response_outputs(resp, ROWS), want)
+        # An empty raw entry beside the typed input's contents: as many raw
+        # entries as inputs, so the typed one has both (the protocol says
+        # raw_input_contents then holds every input).
         req = make_request(name, inputs, mode={"wide": "typed", "deep": "raw"})
-        if MIXED_RAW_AND_TYPED_ACCEPTED:
-            resp = self.stub.ModelInfer(req, timeout=30 * s.SLOWDOWN)
-            self.assert_outputs(response_outputs(resp, ROWS),
-                                self.expected(name, [x for _, x in inputs]))
-        else:
-            self.assert_refused(req, INVALID, "'wide'", "raw_input_contents")
+        self.assert_refused(req, INVALID, "'wide'", "raw_input_contents")
 
     def test_inputs_sent_in_another_order(self):
         name = "wide_and_deep"
@@ -213,7 +222,7 @@ class GraphModelsTest(s.SharedRepositoryTestCase):
                     self.assert_outputs(got, want, names=requested)
 
     def test_concurrent_callers_are_batched_and_get_their_rows(self):
-        for name in ("wide_and_deep", "vae_encoder"):
+        for name in ("wide_and_deep", "vae_encoder", "rnn_unrolled", "graph_fp16_weights"):
             with self.subTest(model=name):
                 self.run_concurrent_callers(name)
 
