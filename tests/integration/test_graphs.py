@@ -310,6 +310,72 @@ class GraphModelsTest(s.SharedRepositoryTestCase):
                             self.expected(name, [x for _, x in inputs]))
 
 
+class GraphMonitorTest(s.SharedRepositoryTestCase):
+    """The monitor sees every hidden tensor of a graph: the unrolled RNN's
+    inputs to each step, its hidden states and its head, named by layer with
+    the use (shared weights), each window's mean and variance those of the
+    PyTorch module's own intermediate tensors on the same rows."""
+
+    WINDOW = 32
+    SERVER_ARGS = ("--monitor-sample-rate", "1", "--batch-execution", "workers",
+                   "--instances", "1", "--max-queue-delay-us", "0")
+    SERVER_KWARGS = dict(env={"SELU_MONITOR_WINDOW_ROWS": str(WINDOW)})
+
+    @classmethod
+    def fill_repository(cls, repo):
+        cls.graph = graph_cases.build("rnn_unrolled")
+        path = os.path.join(repo, "rnn", "1", "model.onnx")
+        os.makedirs(os.path.dirname(path))
+        s.onnx.save(cls.graph.model, path)
+        cls.x = np.random.default_rng(77).normal(0, 1, size=(cls.WINDOW, 8, 4)).astype(np.float32)
+
+    @classmethod
+    def run_workload(cls):
+        for start in (0, cls.WINDOW // 2):  # two batches close one window
+            cls.stub.ModelInfer(make_request("rnn", [("x", cls.x[start:start + cls.WINDOW // 2])]),
+                                timeout=30 * s.SLOWDOWN)
+        cls.response = s.monitor_check(cls.server, "rnn")
+
+    def expected_tensors(self):
+        """[(layer base name, use, activation, tensor)] in the engine's order:
+        h0 = selu(inp(x0)); then per step inp(x_t) alone, and rec(h) with the
+        add and the selu fused after it; then the head."""
+        import torch
+        import torch.nn.functional as F
+        m = self.graph.module.double()
+        x = torch.from_numpy(self.x).double()
+        with torch.no_grad():
+            h = F.selu(m.inp(x[:, 0]))
+            out = [("inp", 0, "Selu", h)]
+            for t in range(1, 8):
+                a = m.inp(x[:, t])
+                out.append(("inp", t, "Identity", a))
+                h = F.selu(a + m.rec(h))
+                out.append(("rec", t, "Add+Selu", h))
+            out.append(("head", 0, "Identity", m.head(h)))
+        return [(b, u, act, v.numpy()) for b, u, act, v in out]
+
+    def test_every_hidden_tensor_is_observed(self):
+        r = self.response
+        expected = self.expected_tensors()
+        self.assertEqual(len(r.tensors), 1 + len(expected), [t.name for t in r.tensors])
+        self.assertEqual(r.tensors[0].layer, -1)
+        self.assertEqual(r.tensors[0].features, 32)
+        names = [t.name for t in r.tensors[1:]]
+        self.assertEqual(len(set(names)), len(names), names)
+        for k, (t, (base, use, act, values)) in enumerate(zip(r.tensors[1:], expected)):
+            with self.subTest(layer=k, name=t.name):
+                self.assertEqual(t.layer, k)
+                self.assertIn(base, t.name)
+                self.assertEqual(t.name.endswith("@%d" % use), use > 0, t.name)
+                self.assertEqual(t.activation, act)
+                self.assertEqual(t.features, values.shape[1])
+                self.assertTrue(t.has_live)
+                self.assertAlmostEqual(t.live_mean, values.mean(),
+                                       delta=1e-5 * (1 + abs(values.mean())))
+                self.assertAlmostEqual(t.live_variance, values.var(), delta=1e-5 * values.var())
+
+
 class GraphRefusalTest(s.ServerTestCase):
     """Each model of graph_refusals.py, beside the bundled model, does not
     load; its reason (RepositoryIndex, RepositoryModelLoad, the log) names

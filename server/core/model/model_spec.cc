@@ -176,6 +176,17 @@ Status CheckPorts(const ModelSpec& spec, const std::vector<TensorPort>& ports, c
   return OkStatus();
 }
 
+// "Selu", "Elu+Selu", "Identity" for none.
+std::string ActivationsLabel(const std::vector<Activation>& acts) {
+  if (acts.empty()) return "Identity";
+  std::string name;
+  for (const Activation& a : acts) {
+    if (!name.empty()) name += "+";
+    name += ActivationName(a.kind);
+  }
+  return name;
+}
+
 }  // namespace
 
 std::vector<DenseGroup> GroupDenseSteps(const ModelSpec& spec) {
@@ -226,7 +237,8 @@ std::vector<ObservedLayer> ObservedLayers(const ModelSpec& spec) {
     std::vector<ObservedLayer> out;
     for (size_t i = 0; i < spec.layers.size(); ++i) {
       const DenseLayer& l = spec.layers[i];
-      out.push_back({l.name, l.out_features, static_cast<int>(i), l.activations, false});
+      out.push_back({l.name, l.out_features, static_cast<int>(i), l.activations, false,
+                     ActivationsLabel(l.activations)});
     }
     return out;
   }
@@ -245,11 +257,20 @@ std::vector<ObservedLayer> ObservedLayers(const ModelSpec& spec) {
     o.features = spec.tensors[static_cast<size_t>(g.result)].features;
     o.layer = dense.layer;
     o.activations = l.activations;
+    std::vector<std::string> parts;
+    if (!l.activations.empty()) parts.push_back(ActivationsLabel(l.activations));
     for (int k : g.absorbed) {
       const GraphStep& s = spec.steps[static_cast<size_t>(k)];
-      if (s.kind == StepKind::kAdd) o.residual = true;
+      if (s.kind == StepKind::kAdd) {
+        o.residual = true;
+        parts.push_back("Add");
+      } else {
+        parts.push_back(ActivationsLabel(s.activations));
+      }
       o.activations.insert(o.activations.end(), s.activations.begin(), s.activations.end());
     }
+    for (const std::string& p : parts) o.activation += (o.activation.empty() ? "" : "+") + p;
+    if (o.activation.empty()) o.activation = "Identity";
     out.push_back(std::move(o));
   }
   return out;

@@ -145,6 +145,10 @@ struct ObservedLayer {
   // The layer's activations, then those of the absorbed kActivate steps.
   std::vector<Activation> activations;
   bool residual = false;  // a kAdd was absorbed: the result is a sum
+  // What the result went through after the affine part, in order: "Selu",
+  // "Identity", "Selu+Add" (h + selu(W h + b)), "Add+Selu" (an unrolled
+  // RNN's selu(W x + U h))...
+  std::string activation;
 };
 // (A chain spec not completed yet: one per layer.)
 std::vector<ObservedLayer> ObservedLayers(const ModelSpec& spec);

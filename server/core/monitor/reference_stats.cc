@@ -155,10 +155,7 @@ std::string LayerActivationName(const DenseLayer& layer) {
   return ActivationsName(layer.activations);
 }
 
-std::string LayerActivationName(const ObservedLayer& layer) {
-  std::string name = ActivationsName(layer.activations);
-  return layer.residual ? name + " (with a residual add)" : name;
-}
+std::string LayerActivationName(const ObservedLayer& layer) { return layer.activation; }
 
 LoadedReference LoadReferenceStats(const std::string& version_dir, const ModelSpec& spec) {
   LoadedReference out;
