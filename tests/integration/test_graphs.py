@@ -376,6 +376,59 @@ class GraphMonitorTest(s.SharedRepositoryTestCase):
                 self.assertAlmostEqual(t.live_variance, values.var(), delta=1e-5 * values.var())
 
 
+WIDE_AND_DEEP_CONFIG = """
+name: "%s"
+max_batch_size: 16
+input [
+  { name: "deep" data_type: TYPE_FP32 dims: [ %d ] },
+  { name: "wide" data_type: TYPE_FP32 dims: [ 6 ] }
+]
+output [ { name: "score" data_type: TYPE_FP32 dims: [ 2 ] } ]
+"""
+
+
+class GraphConfigTest(s.SharedRepositoryTestCase):
+    """config.pbtxt with several input entries (listed in another order than
+    the model's) is checked against the graph's ports by name: right dims
+    load, and ModelConfig lists every port; a wrong dims for one input
+    keeps that model from loading with a message naming the input."""
+
+    SERVER_KWARGS = dict(ready_service="wd")  # wd_bad never serves
+
+    @classmethod
+    def fill_repository(cls, repo):
+        cls.graph = graph_cases.build("wide_and_deep")
+        for name, deep_dims in (("wd", 10), ("wd_bad", 11)):
+            path = os.path.join(repo, name, "1", "model.onnx")
+            os.makedirs(os.path.dirname(path))
+            s.onnx.save(cls.graph.model, path)
+            with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
+                f.write(WIDE_AND_DEEP_CONFIG % (name, deep_dims))
+
+    def test_config_with_every_port_loads_and_is_reported(self):
+        config = self.stub.ModelConfig(pb.ModelConfigRequest(name="wd"), timeout=10).config
+        self.assertEqual(config.max_batch_size, 16)
+        self.assertEqual(sorted((t.name, list(t.dims)) for t in config.input),
+                         [("deep", [10]), ("wide", [6])])
+        self.assertEqual([(t.name, list(t.dims)) for t in config.output], [("score", [2])])
+        rng = np.random.default_rng(5)
+        xs = [rng.normal(size=(3, 6)).astype(np.float32), rng.normal(size=(3, 10)).astype(np.float32)]
+        resp = self.stub.ModelInfer(make_request("wd", [("wide", xs[0]), ("deep", xs[1])]),
+                                    timeout=30 * s.SLOWDOWN)
+        want = self.graph.reference(xs)[0]
+        np.testing.assert_allclose(response_outputs(resp, 3)["score"], want, rtol=0,
+                                   atol=TOLERANCE)
+
+    def test_config_contradicting_one_input_is_refused_naming_it(self):
+        self.assertFalse(self.stub.ModelReady(pb.ModelReadyRequest(name="wd_bad"),
+                                              timeout=10).ready)
+        entries = [e for e in s.repository_index(self.stub) if e[0] == "wd_bad"]
+        self.assertEqual(len(entries), 1, entries)
+        _, _, state, reason = entries[0]
+        self.assertEqual(state, "UNAVAILABLE")
+        self.assertIn("input[0].dims [11] do not match the model's [10] for 'deep'", reason)
+
+
 class GraphRefusalTest(s.ServerTestCase):
     """Each model of graph_refusals.py, beside the bundled model, does not
     load; its reason (RepositoryIndex, RepositoryModelLoad, the log) names
