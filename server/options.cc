@@ -146,6 +146,11 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "Seconds queued and in-flight requests get to finish after SIGTERM/SIGINT")
       ->envname("SELU_SHUTDOWN_GRACE")
       ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--malloc-trim-seconds", o->malloc_trim_seconds,
+                 "Give the allocator's free pages back to the system this often, so that the "
+                 "resident size follows the memory in use (0: never)")
+      ->envname("SELU_MALLOC_TRIM_SECONDS")
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
       ->envname("SELU_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

@@ -59,6 +59,9 @@ struct ServerOptions {
                                .window_rows = core::kDefaultMonitorWindowRows};
 
   double shutdown_grace_seconds = 10.0;
+  // Free allocator pages given back every this many seconds (0: never);
+  // server/allocator_trim.h.
+  double malloc_trim_seconds = 10.0;
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"
 };

@@ -151,6 +151,10 @@ core::Status ServerApp::StartMetrics() {
           .swap_resends = [service = service_.get()] { return service->swap_resends(); }});
   monitor_metrics_ = std::make_shared<metrics::MonitorCollector>();
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
+  if (options_.malloc_trim_seconds > 0) {
+    trimmer_ = std::make_unique<AllocatorTrimmer>(
+        std::chrono::milliseconds(static_cast<int64_t>(options_.malloc_trim_seconds * 1000)));
+  }
   grpc_metrics_ =
       std::make_shared<metrics::GrpcServerMetrics>(std::vector<const core::CallStatsSource*>{
           &service_->rpc_stats(), &monitor_service_->call_stats()});

@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 
+#include "server/allocator_trim.h"
 #include "server/core/base/status.h"
 #include "server/core/repository/model_registry.h"
 #include "server/grpc/inference_service.h"
@@ -63,6 +64,7 @@ class ServerApp {
   std::shared_ptr<metrics::ProcessCollector> process_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AllocatorTrimmer> trimmer_;
   int port_ = 0;
   int metrics_port_ = 0;
   std::mutex health_mu_;  // SetHealth; also guards setting registry_

@@ -1,6 +1,7 @@
 #include "server/metrics/inference_collector.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -132,6 +133,14 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   rlimit limit{};
   getrlimit(RLIMIT_NOFILE, &limit);
 
+  // The C allocator's view (glibc): what is in use, and what it holds free.
+  const struct mallinfo2 heap = mallinfo2();
+  auto heap_use_f = GaugeFamily("selu_heap_in_use_bytes",
+                                "Bytes the C allocator has handed out and not got back.");
+  AddGauge(heap_use_f, {}, double(heap.uordblks + heap.hblkhd));
+  auto heap_free_f = GaugeFamily("selu_heap_free_bytes",
+                                 "Bytes the C allocator holds free (fragmentation, reuse).");
+  AddGauge(heap_free_f, {}, double(heap.fordblks));
   auto cpu_f = CounterFamily("process_cpu_seconds_total",
                              "Total user and system CPU time spent in seconds.");
   AddCounter(cpu_f, {}, cpu);
@@ -146,8 +155,8 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   auto start_f = GaugeFamily("process_start_time_seconds",
                              "Start time of the process since unix epoch in seconds.");
   AddGauge(start_f, {}, start);
-  return {std::move(cpu_f), std::move(rss_f),     std::move(vsize_f),
-          std::move(fds_f), std::move(max_fds_f), std::move(start_f)};
+  return {std::move(cpu_f),     std::move(rss_f),   std::move(vsize_f),    std::move(fds_f),
+          std::move(max_fds_f), std::move(start_f), std::move(heap_use_f), std::move(heap_free_f)};
 }
 
 }  // namespace selu::metrics

@@ -1,0 +1,40 @@
+// AllocatorTrimmer: gives the C allocator's free pages back to the system
+// every few seconds (glibc malloc_trim), so the resident size follows the
+// memory in use.
+//
+// Why: requests of every size (1 to max_batch_size rows) allocated and freed
+// on many gRPC threads leave glibc's per-thread arenas with free holes it
+// keeps; under a steady load the resident size then rises for minutes while
+// the memory in use stays flat (measured by bench/soak.sh: in use 18.8 →
+// 18.5 → 19.1 MB, arenas 34.6 → 39.2 MB, resident +5 % over a minute). An
+// operator cannot tell that from a leak. malloc_trim(0) walks the arenas and
+// madvise()s their free pages away; it holds each arena's lock for that walk
+// (well under a millisecond here), once per period.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace selu {
+
+class AllocatorTrimmer {
+ public:
+  // Trims every `period` until destroyed; period must be positive.
+  explicit AllocatorTrimmer(std::chrono::milliseconds period);
+  ~AllocatorTrimmer();
+  AllocatorTrimmer(const AllocatorTrimmer&) = delete;
+  AllocatorTrimmer& operator=(const AllocatorTrimmer&) = delete;
+
+ private:
+  void Loop();
+
+  const std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace selu
