@@ -47,6 +47,9 @@ Status GraphReader::ReadOp(const onnx::NodeProto& node, const std::string& label
                   "constants");
   }
   if (node.output_size() == 0 || node.output(0).empty()) return Refuse(label, "has no output");
+  // Every op read below takes a tensor first (a Cast without inputs was a
+  // fuzzer's null dereference).
+  if (node.input_size() == 0 || node.input(0).empty()) return Refuse(label, "has no input");
   if (op == "Gemm") return ReadGemm(node, label, index);
   if (op == "MatMul") return ReadMatMul(node, label, index);
   if (op == "Div" && StartsGelu(node)) return ReadGelu(node, label, index);
