@@ -15,9 +15,15 @@ path: the child gets SIGKILL if this process dies (PR_SET_PDEATHSIG), and an
 atexit hook kills any still running.
 """
 
-import atexit
-import ctypes
 import os
+
+# Before grpc is imported anywhere: this process forks (subprocess) while
+# channels are busy; grpcio's fork handlers can deadlock in fork() then
+# (tests/integration/CMakeLists.txt sets the same for ctest).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import atexit  # noqa: E402
+import ctypes
 import shutil
 import signal
 import subprocess
