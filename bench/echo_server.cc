@@ -2,11 +2,22 @@
 //
 // Same service, same callback API and same ServerBuilder settings as
 // selu-serve, but ModelInfer does no work: it answers in the reaction with a
-// response of the right form (one FP32 output tensor `probabilities`, shape
-// [rows,10], zeros; raw_output_contents when the input was raw). Its requests
-// per second are what selu-serve is measured against on the same machine.
+// response of the right form (one FP32 output tensor, by default
+// `probabilities` of shape [rows,10], zeros; raw_output_contents when the
+// input was raw). Its requests per second are what selu-serve is measured
+// against on the same machine.
 //
-//   echo_server --address 127.0.0.1:0 --port-file /tmp/port
+//   echo_server --address 127.0.0.1:0 --port-file /tmp/port \
+//       [--model-output big_snn=output:1024 ...]
+//
+// `--model-output MODEL=NAME:FEATURES` gives the output a model's requests
+// get (others get the default), so the echo answers carry as many bytes as
+// the real model's.
+//
+// ModelStreamInfer (Triton's bidirectional stream) is the bare-gRPC ceiling
+// for streams: each request read is answered with the same zero response
+// inside a ModelStreamInferResponse, in order, with one write outstanding at
+// a time and the next read started as soon as one completes.
 //
 // SIGTERM or SIGINT stops it.
 //
@@ -28,6 +39,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +51,65 @@
 
 namespace {
 
-constexpr int kOutputFeatures = 10;
+struct OutputForm {
+  std::string name = "probabilities";
+  int64_t features = 10;
+};
+
+// The output each model's answers carry: per model name, else the default.
+class OutputForms {
+ public:
+  // "MODEL=NAME:FEATURES"; false if it is not of that form.
+  bool Add(const std::string& text) {
+    const size_t eq = text.find('=');
+    const size_t colon = text.rfind(':');
+    if (eq == std::string::npos || colon == std::string::npos || colon < eq) return false;
+    OutputForm form;
+    form.name = text.substr(eq + 1, colon - eq - 1);
+    try {
+      form.features = std::stoll(text.substr(colon + 1));
+    } catch (const std::exception&) {
+      return false;
+    }
+    if (eq == 0 || form.name.empty() || form.features < 1) return false;
+    by_model_[text.substr(0, eq)] = form;
+    return true;
+  }
+  const OutputForm& For(const std::string& model) const {
+    auto it = by_model_.find(model);
+    return it == by_model_.end() ? default_ : it->second;
+  }
+
+ private:
+  OutputForm default_;
+  std::map<std::string, OutputForm, std::less<>> by_model_;
+};
+
+// The zero answer to `request`: the model's output form, [rows, features],
+// raw when the input was raw, the request's id.
+void FillEchoResponse(const OutputForms& forms, const inference::ModelInferRequest& request,
+                      inference::ModelInferResponse* response) {
+  int64_t rows = 1;
+  if (request.inputs_size() > 0 && request.inputs(0).shape_size() > 0) {
+    rows = std::max<int64_t>(1, request.inputs(0).shape(0));
+  }
+  const OutputForm& form = forms.For(request.model_name());
+  const bool raw = request.raw_input_contents_size() > 0;
+  response->set_model_name(request.model_name());
+  response->set_model_version("1");
+  response->set_id(request.id());
+  auto* output = response->add_outputs();
+  output->set_name(form.name);
+  output->set_datatype("FP32");
+  output->add_shape(rows);
+  output->add_shape(form.features);
+  const size_t count = static_cast<size_t>(rows * form.features);
+  if (raw) {
+    response->add_raw_output_contents()->assign(count * sizeof(float), '\0');
+  } else {
+    output->mutable_contents()->mutable_fp32_contents()->Resize(static_cast<int>(count), 0.0f);
+  }
+}
 
 void BurnCpu(std::chrono::microseconds work) {
   if (work.count() <= 0) return;
@@ -101,33 +171,97 @@ class HandoffWorker {
   std::thread thread_;
 };
 
+// One ModelStreamInfer stream. Reads are pipelined: the next read starts
+// as soon as one completes, its answer is queued, and the queue is written
+// one message at a time (gRPC allows one outstanding write). Finishes once
+// the client has half-closed and every answer is written; deletes itself in
+// OnDone. OnReadDone and OnWriteDone may run at the same time on different
+// threads, hence the mutex around the queue.
+class EchoStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest,
+                                                        inference::ModelStreamInferResponse> {
+ public:
+  explicit EchoStream(const OutputForms& forms) : forms_(forms) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::unique_lock lock(mu_);
+      reads_done_ = true;
+      FinishIfDone(lock);
+      return;
+    }
+    auto answer = std::make_unique<inference::ModelStreamInferResponse>();
+    FillEchoResponse(forms_, request_, answer->mutable_infer_response());
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;  // a write failed: the stream is being torn down
+    }
+    // The request is consumed, so its buffer takes the next one. gRPC calls
+    // are made outside the lock: a reaction may run before they return.
+    StartRead(&request_);
+    inference::ModelStreamInferResponse* to_write = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      pending_.push_back(std::move(answer));
+      if (!writing_) {
+        writing_ = true;
+        to_write = pending_.front().get();
+      }
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mu_);
+    writing_ = false;
+    pending_.pop_front();
+    if (!ok) {  // the client is gone: stop writing, drop what is queued
+      pending_.clear();
+      reads_done_ = true;
+      FinishIfDone(lock, grpc::Status::CANCELLED);
+      return;
+    }
+    if (pending_.empty()) {
+      FinishIfDone(lock);
+      return;
+    }
+    writing_ = true;
+    inference::ModelStreamInferResponse* to_write = pending_.front().get();
+    lock.unlock();
+    StartWrite(to_write);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Finishes once reads are over and nothing is left to write; unlocks first
+  // (OnDone may delete this as soon as Finish is called).
+  void FinishIfDone(std::unique_lock<std::mutex>& lock, grpc::Status status = grpc::Status::OK) {
+    if (!reads_done_ || writing_ || !pending_.empty() || finished_) return;
+    finished_ = true;
+    lock.unlock();
+    Finish(status);
+  }
+
+  const OutputForms& forms_;
+  inference::ModelInferRequest request_;
+  std::mutex mu_;
+  // The front is being written while writing_; answers stay alive until
+  // their write completes.
+  std::deque<std::unique_ptr<inference::ModelStreamInferResponse>> pending_;
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
 class EchoService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  EchoService(std::chrono::microseconds work, HandoffWorker* handoff)
-      : work_(work), handoff_(handoff) {}
+  EchoService(const OutputForms& forms, std::chrono::microseconds work, HandoffWorker* handoff)
+      : forms_(forms), work_(work), handoff_(handoff) {}
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override {
-    int64_t rows = 1;
-    if (request->inputs_size() > 0 && request->inputs(0).shape_size() > 0) {
-      rows = std::max<int64_t>(1, request->inputs(0).shape(0));
-    }
-    const bool raw = request->raw_input_contents_size() > 0;
-    response->set_model_name(request->model_name());
-    response->set_model_version("1");
-    response->set_id(request->id());
-    auto* output = response->add_outputs();
-    output->set_name("probabilities");
-    output->set_datatype("FP32");
-    output->add_shape(rows);
-    output->add_shape(kOutputFeatures);
-    const size_t count = static_cast<size_t>(rows) * kOutputFeatures;
-    if (raw) {
-      response->add_raw_output_contents()->assign(count * sizeof(float), '\0');
-    } else {
-      output->mutable_contents()->mutable_fp32_contents()->Resize(static_cast<int>(count), 0.0f);
-    }
+    FillEchoResponse(forms_, *request, response);
     auto* reactor = context->DefaultReactor();
     if (handoff_ != nullptr) {
       handoff_->Submit(reactor);
@@ -138,7 +272,13 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
     return reactor;
   }
 
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(grpc::CallbackServerContext* /*context*/) override {
+    return new EchoStream(forms_);
+  }
+
  private:
+  const OutputForms& forms_;
   std::chrono::microseconds work_;
   HandoffWorker* handoff_;
 };
@@ -164,12 +304,24 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"inline", "handoff"}));
   app.add_option("--work-us", work_us, "Diagnostics: CPU burnt per engine call, in µs")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
+  std::vector<std::string> model_outputs;
+  app.add_option("--model-output", model_outputs,
+                 "MODEL=NAME:FEATURES: the output that model's answers carry "
+                 "(default for any model: probabilities:10)");
   bool with_reflection = false, with_health = false;
   app.add_flag("--with-reflection", with_reflection,
                "Diagnostics: also register gRPC server reflection (as selu-serve does)");
   app.add_flag("--with-health", with_health,
                "Diagnostics: also enable the default health service (as selu-serve does)");
   CLI11_PARSE(app, argc, argv);
+  OutputForms forms;
+  for (const std::string& text : model_outputs) {
+    if (!forms.Add(text)) {
+      std::fprintf(stderr, "echo_server: --model-output wants MODEL=NAME:FEATURES, got '%s'\n",
+                   text.c_str());
+      return 2;
+    }
+  }
   if (with_health) grpc::EnableDefaultHealthCheckService(true);
   if (with_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -177,7 +329,7 @@ int main(int argc, char** argv) {
   if (mode == "handoff") {
     handoff = std::make_unique<HandoffWorker>(std::chrono::microseconds(work_us));
   }
-  EchoService service(std::chrono::microseconds(work_us), handoff.get());
+  EchoService service(forms, std::chrono::microseconds(work_us), handoff.get());
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
