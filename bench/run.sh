@@ -27,7 +27,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-SRC=$PWD
 BUILD=${BUILD:-build/release}
 QUICK=${QUICK:-0}
 q() { if [[ $QUICK == 1 ]]; then echo "$2"; else echo "$1"; fi; }
@@ -46,7 +45,6 @@ STARTUP=${STARTUP:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 OUT=${OUT:-$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)}
 PY=/usr/bin/python3
-NODE_DIR=$BUILD/bench-node
 NODE_PACKAGES=(@grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1 onnxruntime-node@1.30.0)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -58,9 +56,14 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # ---- build, models, stubs, npm packages
 if [[ $SKIP_BUILD != 1 ]]; then
-  [[ -f $BUILD/build.ninja ]] || cmake --preset release >&2
+  if [[ ! -f $BUILD/build.ninja ]]; then
+    [[ $BUILD == build/release ]] || { say "$BUILD is not configured"; exit 2; }
+    cmake --preset release >&2
+  fi
   cmake --build "$BUILD" -j2 --target selu-serve selu-client echo_server onnx_engine_bench >&2
 fi
+BUILD=$(realpath "$BUILD")
+NODE_DIR=$BUILD/bench-node
 SERVE=$BUILD/server/selu-serve
 CLIENT=$BUILD/client/selu-client
 ECHO=$BUILD/bench/echo_server
@@ -83,7 +86,7 @@ if wants_node; then
     npm install --prefix "$NODE_DIR" --no-audit --no-fund --ignore-scripts \
       "${NODE_PACKAGES[@]}" >&2
   fi
-  export NODE_PATH=$SRC/$NODE_DIR/node_modules
+  export NODE_PATH=$NODE_DIR/node_modules
 fi
 STREAM_CLIENT=0
 if "$CLIENT" bench --help 2>&1 | grep -q -- --stream; then STREAM_CLIENT=1; fi
