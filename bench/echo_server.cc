@@ -7,8 +7,8 @@
 // input was raw). Its requests per second are what selu-serve is measured
 // against on the same machine.
 //
-//   echo_server --address 127.0.0.1:0 --port-file /tmp/port \
-//       [--model-output big_snn=output:1024 ...]
+//   echo_server --address 127.0.0.1:0 --port-file /tmp/port
+//               [--model-output big_snn=output:1024 ...]
 //
 // `--model-output MODEL=NAME:FEATURES` gives the output a model's requests
 // get (others get the default), so the echo answers carry as many bytes as
@@ -191,22 +191,20 @@ class EchoStream final : public grpc::ServerBidiReactor<inference::ModelInferReq
     }
     auto answer = std::make_unique<inference::ModelStreamInferResponse>();
     FillEchoResponse(forms_, request_, answer->mutable_infer_response());
-    {
-      std::lock_guard lock(mu_);
-      if (finished_) return;  // a write failed: the stream is being torn down
-    }
-    // The request is consumed, so its buffer takes the next one. gRPC calls
-    // are made outside the lock: a reaction may run before they return.
-    StartRead(&request_);
     inference::ModelStreamInferResponse* to_write = nullptr;
     {
+      // Queued before the next read starts, so answers keep the requests' order.
       std::lock_guard lock(mu_);
+      if (finished_) return;  // a write failed: the stream is being torn down
       pending_.push_back(std::move(answer));
       if (!writing_) {
         writing_ = true;
         to_write = pending_.front().get();
       }
     }
+    // The request is consumed, so its buffer takes the next one. gRPC calls
+    // are made outside the lock: a reaction may run before they return.
+    StartRead(&request_);
     if (to_write != nullptr) StartWrite(to_write);
   }
 
