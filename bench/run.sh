@@ -108,7 +108,10 @@ start() {  # name command...
   PIDS+=($!)
   PID[$name]=$!
   for _ in $(seq 600); do
-    if [[ -s $OUT/$name.port ]]; then
+    # selu-serve listens before its models are loaded: ready means health SERVING.
+    # The others load before they listen (and have no health service).
+    if [[ -s $OUT/$name.port ]] && { [[ $name != selu* ]] ||
+       "$CLIENT" --address "127.0.0.1:$(cat "$OUT/$name.port")" health >/dev/null 2>&1; }; then
       PORT[$name]=$(cat "$OUT/$name.port")
       return 0
     fi
@@ -227,7 +230,7 @@ for t in echo-unary selu-unary echo-stream selu-stream python node selu-nomon; d
 done
 TOOLS=(selu-client)
 if command -v ghz >/dev/null; then TOOLS+=(ghz); fi
-say "results in $OUT; $(nproc) CPUs; targets: ${ORDER[*]}; tools: ${TOOLS[*]}"
+say "results in $OUT; $(getconf _NPROCESSORS_ONLN) CPUs; targets: ${ORDER[*]}; tools: ${TOOLS[*]}"
 for tool in "${TOOLS[@]}"; do
   for m in $MODELS; do
     for c in $CONCURRENCY; do

@@ -119,7 +119,9 @@ async function benchModel(args, name, model, identity) {
   const idSess = await session(identity.file);
   const ortOut = (await sess.run({[sess.inputNames[0]]:
       new ort.Tensor('float32', input, [maxBatch, model.in])}))[sess.outputNames[0]].data;
-  const engOut = new Float32Array(fs.readFileSync(outFile).buffer.slice(0));
+  const bytes = fs.readFileSync(outFile);  // may be a view into a larger pooled buffer
+  const engOut = new Float32Array(bytes.buffer.slice(bytes.byteOffset,
+                                                     bytes.byteOffset + bytes.byteLength));
   fs.rmSync(tmp, {recursive: true});
   if (engOut.length !== ortOut.length) {
     throw new Error(`${name}: engine gave ${engOut.length} values, ORT ${ortOut.length}`);
