@@ -148,7 +148,11 @@ core::Status ServerApp::StartMetrics() {
       std::move(build),
       metrics::InferenceCollector::TransportReadings{
           .in_flight = [service = service_.get()] { return service->in_flight(); },
-          .swap_resends = [service = service_.get()] { return service->swap_resends(); }});
+          .swap_resends = [service = service_.get()] { return service->swap_resends(); },
+          .stream_unanswered_max =
+              [service = service_.get()] { return service->stream_unanswered_max(); },
+          .stream_read_pauses = [service =
+                                     service_.get()] { return service->stream_read_pauses(); }});
   monitor_metrics_ = std::make_shared<metrics::MonitorCollector>();
   process_metrics_ = std::make_shared<metrics::ProcessCollector>();
   if (options_.malloc_trim_seconds > 0) {
@@ -232,9 +236,16 @@ void ServerApp::Stop() {
   stopped_ = true;
   using std::chrono::milliseconds;
   using SteadyClock = std::chrono::steady_clock;
+  // Streams end (UNAVAILABLE) once the answers to what they read are
+  // written; Shutdown would cancel any still open.
+  auto& gate = service_->shutdown_gate();
+  const size_t streams = gate.EndStreams(drain_deadline_);
+  if (gate.open_streams() > 0) {
+    spdlog::warn(LogText(std::to_string(gate.open_streams()) + " of " + std::to_string(streams) +
+                         " inference streams still open at the end of the grace period"));
+  }
   // Hold new calls unanswered until none has arrived for a while: their
   // clients are then all waiting, and nothing is on the way (shutdown_gate.h).
-  auto& gate = service_->shutdown_gate();
   gate.BeginHolding();
   const auto hold_until = std::min(drain_deadline_, SteadyClock::now() + milliseconds(500));
   while (SteadyClock::now() < hold_until &&

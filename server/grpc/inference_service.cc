@@ -2,13 +2,10 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include <exception>
-#include <thread>
-
-#include "server/core/base/client_text.h"
 #include "server/grpc/finish_now.h"
 #include "server/grpc/infer_codec.h"
 #include "server/grpc/status_mapping.h"
+#include "server/grpc/stream_infer.h"
 
 namespace selu::grpc_transport {
 
@@ -16,69 +13,20 @@ namespace {
 
 using core::Clock;
 
-// Converts gRPC's wall-clock deadline to the batcher's steady clock.
-Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
-  const auto wall = context.deadline();
-  if (wall == std::chrono::system_clock::time_point::max()) return Clock::time_point::max();
-  const auto remaining = wall - std::chrono::system_clock::now();
-  if (remaining > std::chrono::hours(24 * 365)) return Clock::time_point::max();
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
-}
-
 // One ModelInfer call: the gRPC reactor and the core request in one object,
 // so queuing it allocates nothing more. Deleted by gRPC (OnDone) after
 // Finish; the batcher calls Done() exactly once and never touches it after.
-class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceRequest {
+class InferCall final : public grpc::ServerUnaryReactor, public InferJob {
  public:
-  InferCall(std::shared_ptr<core::ServableModel> model, inference::ModelInferResponse* response,
-            Clock::time_point arrival, std::atomic<int64_t>* in_flight, RpcCounters* counters)
-      : model_(std::move(model)),
-        response_(response),
-        arrival_(arrival),
-        in_flight_(in_flight),
-        counters_(counters) {
+  InferCall(inference::ModelInferResponse* response, Clock::time_point arrival,
+            std::atomic<int64_t>* in_flight, RpcCounters* counters)
+      : response_(response), arrival_(arrival), in_flight_(in_flight), counters_(counters) {
     in_flight_->fetch_add(1, std::memory_order_relaxed);
-  }
-
-  // Validates and queues; a non-OK status means nothing was queued.
-  core::Status Start(const inference::ModelInferRequest& request,
-                     const grpc::CallbackServerContext& context) {
-    const core::ModelSpec& spec = model_->spec();
-    SELU_RETURN_IF_ERROR(DecodeInferInput(request, spec, model_->max_batch_size(), &input_));
-    auto out = PrepareInferResponse(request, spec, model_->version_string(), input_.rows,
-                                    input_.raw, response_, &outputs_);
-    if (!out.ok()) return out.status();
-    this->input = input_.data;
-    this->output = *out;
-    this->rows = input_.rows;
-    this->deadline = SteadyDeadline(context);
-    if (model_->queue_timeout().count() > 0) {
-      // config.pbtxt default_queue_policy.default_timeout_microseconds.
-      this->deadline = std::min(this->deadline, arrival_ + model_->queue_timeout());
-    }
-    return model_->batcher().Submit(this);
-  }
-
-  // Forgets a call that was never started with gRPC (Start refused it).
-  void Discard() {
-    std::atomic<int64_t>* in_flight = in_flight_;
-    delete this;
-    in_flight->fetch_sub(1, std::memory_order_release);
   }
 
   bool IsCancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
 
-  void Done(core::Status status) override {
-    // Several outputs: cut the packed answer rows into them (before the
-    // request's time is recorded, which then includes the copy).
-    if (status.ok()) FinishInferResponse(model_->spec(), outputs_, response_);
-    model_->stats().RecordRequest(status, arrival_, *this);
-    if (!status.ok()) {
-      response_->Clear();
-      status = status.WithPrefix("model '" + core::QuoteClientText(model_->name()) + "'");
-    }
-    FinishCall(ToGrpcStatus(status));
-  }
+  void Done(core::Status status) override { FinishCall(ToGrpcStatus(Complete(status, response_))); }
 
   // Counts the rpc and sends the status. The last touch: OnDone may delete us.
   void FinishCall(const grpc::Status& status) {
@@ -99,23 +47,21 @@ class InferCall final : public grpc::ServerUnaryReactor, public core::InferenceR
   }
 
  private:
-  std::shared_ptr<core::ServableModel> model_;
   inference::ModelInferResponse* response_;
   Clock::time_point arrival_;
   std::atomic<int64_t>* in_flight_;
   RpcCounters* counters_;
-  DecodedInput input_;
-  PreparedOutputs outputs_;  // used by models with several outputs only
   std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace
 
-InferenceService::InferenceService(InferenceServiceOptions options)
-    : options_(std::move(options)) {}
+InferenceService::InferenceService(InferenceServiceOptions options) : options_(std::move(options)) {
+  path_.test_submit_delay = options_.test_submit_delay;
+}
 
 core::StatusOr<core::ModelRegistry*> InferenceService::Registry() const {
-  core::ModelRegistry* registry = registry_.load(std::memory_order_acquire);
+  core::ModelRegistry* registry = path_.registry.load(std::memory_order_acquire);
   if (registry == nullptr) return core::UnavailableError("models are still loading");
   return registry;
 }
@@ -230,37 +176,24 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   RpcCounters& counters = rpc_stats_[Rpc::kModelInfer];
   counters.Start();
   if (auto* refused = RefuseRestricted(Rpc::kModelInfer, counters, start, context)) return refused;
-  if (auto* refused = gate_.Refuse(counters, start, context)) return refused;
-  auto registry = Registry();
-  if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  for (int attempt = 1;; ++attempt) {
-    auto model = (*registry)->Find(request->model_name(), request->model_version());
-    if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-    auto* call = new InferCall(*model, response, start, &in_flight_, &counters);
-    if (options_.test_submit_delay.count() > 0) {
-      std::this_thread::sleep_for(options_.test_submit_delay);
-    }
-    core::Status status;
-    try {
-      status = call->Start(*request, *context);
-    } catch (const std::exception& e) {
-      status = core::InternalError(std::string("unexpected error: ") + e.what());
-    }
-    if (status.ok()) return call;
-    // The version found was swapped out (its batcher drains) between Find
-    // and Submit: look again, so that a swap fails no request.
-    if (status.code() == core::StatusCode::kUnavailable && !(*model)->ready() && !shutting_down() &&
-        attempt < 4) {
-      response->Clear();
-      call->Discard();
-      swap_resends_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    (*model)->stats().RecordRefused(status.code(), start);
-    response->Clear();
-    call->FinishCall(ToGrpcStatus(status));
-    return call;
+  if (auto* refused = path_.gate.Refuse(counters, start, context)) return refused;
+  auto* call = new InferCall(response, start, &path_.in_flight, &counters);
+  const core::Status status =
+      SubmitInfer(path_, *request, start, SteadyDeadline(*context), call, response);
+  if (!status.ok()) call->FinishCall(ToGrpcStatus(status));
+  return call;
+}
+
+StreamInferReactor* InferenceService::ModelStreamInfer(grpc::CallbackServerContext* context) {
+  const Clock::time_point start = Clock::now();
+  RpcCounters& counters = rpc_stats_[Rpc::kModelStreamInfer];
+  counters.Start();
+  const ProtocolGroup group = ProtocolGroupOf(Rpc::kModelStreamInfer);
+  const RestrictedProtocols& restricted = options_.restricted_protocols;
+  if (!restricted.Allowed(group, *context)) {
+    return RefuseStream(&counters, start, restricted.Denial(group));
   }
+  return StartStreamInfer(context, &path_, &counters, start);
 }
 
 namespace {

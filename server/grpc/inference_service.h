@@ -5,6 +5,9 @@
 // batcher and returns at once; the batch worker finishes the call. No thread
 // is parked per waiting request and no engine work runs in a reaction.
 //
+// ModelStreamInfer (stream_infer.h) sends each message of a stream down the
+// same path (infer_job.h) into the same batchers.
+//
 // Thread safety: all rpcs run concurrently on gRPC's threads.
 #pragma once
 
@@ -14,6 +17,7 @@
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/repository/model_registry.h"
+#include "server/grpc/infer_job.h"
 #include "server/grpc/restricted_protocols.h"
 #include "server/grpc/rpc_stats.h"
 #include "server/grpc/shutdown_gate.h"
@@ -38,23 +42,33 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // ModelMetadata answer UNAVAILABLE, readiness is false. `registry` must
   // outlive the service.
   void SetRegistry(core::ModelRegistry* registry) {
-    registry_.store(registry, std::memory_order_release);
+    path_.registry.store(registry, std::memory_order_release);
   }
 
   // From now on ModelInfer answers UNAVAILABLE and ServerReady false; calls
   // already accepted complete. The gate then holds refusals while gRPC shuts
   // down (shutdown_gate.h).
-  void BeginShutdown() { gate_.BeginRefusing(); }
-  ShutdownGate& shutdown_gate() { return gate_; }
+  void BeginShutdown() { path_.gate.BeginRefusing(); }
+  ShutdownGate& shutdown_gate() { return path_.gate; }
   // ModelInfer calls accepted and not yet completed on the wire (gRPC's
-  // OnDone), i.e. answers a client could still lose if the process exited.
-  int64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+  // OnDone), and stream messages read whose answers are not yet written,
+  // i.e. answers a client could still lose if the process exited.
+  int64_t in_flight() const { return path_.in_flight.load(std::memory_order_acquire); }
   // Per-rpc counters (started, handled by code, handling time).
   const RpcStats& rpc_stats() const { return rpc_stats_; }
-  bool shutting_down() const { return !gate_.open(); }
+  bool shutting_down() const { return !path_.gate.open(); }
   // Requests that found a version being swapped out and were re-sent to the
   // version now serving.
-  uint64_t swap_resends() const { return swap_resends_.load(std::memory_order_relaxed); }
+  uint64_t swap_resends() const { return path_.swap_resends.load(std::memory_order_relaxed); }
+  // Streams: the most messages one stream had read and unanswered at once
+  // (bounded by stream_infer.h's kMaxUnansweredPerStream), and how often a
+  // stream paused reading at that bound.
+  int64_t stream_unanswered_max() const {
+    return path_.stream_unanswered_max.load(std::memory_order_relaxed);
+  }
+  uint64_t stream_read_pauses() const {
+    return path_.stream_read_pauses.load(std::memory_order_relaxed);
+  }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -74,6 +88,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
                                             const inference::ModelStatisticsRequest* request,
                                             inference::ModelStatisticsResponse* response) override;
@@ -101,11 +117,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                              core::Clock::time_point start,
                                              grpc::CallbackServerContext* context) const;
 
-  std::atomic<core::ModelRegistry*> registry_{nullptr};
   InferenceServiceOptions options_;
-  ShutdownGate gate_;
-  std::atomic<int64_t> in_flight_{0};
-  std::atomic<uint64_t> swap_resends_{0};
+  InferPath path_;
   RpcStats rpc_stats_;
 };
 

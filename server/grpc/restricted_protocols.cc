@@ -96,6 +96,7 @@ ProtocolGroup ProtocolGroupOf(Rpc rpc) {
     case Rpc::kModelMetadata:
       return ProtocolGroup::kMetadata;
     case Rpc::kModelInfer:
+    case Rpc::kModelStreamInfer:
       return ProtocolGroup::kInference;
     case Rpc::kModelStatistics:
       return ProtocolGroup::kStatistics;

@@ -5,7 +5,8 @@
 //   RestrictedProtocols::Parse({"model-repository,statistics:x-admin-token=s3cret"})
 //
 // Groups (Triton's): health (ServerLive, ServerReady, ModelReady), metadata
-// (ServerMetadata, ModelMetadata), inference (ModelInfer), model-config
+// (ServerMetadata, ModelMetadata), inference (ModelInfer,
+// ModelStreamInfer), model-config
 // (ModelConfig), model-repository (RepositoryIndex, RepositoryModelLoad,
 // RepositoryModelUnload), statistics (ModelStatistics) and monitor
 // (selu.monitor.v1.ModelMonitor/Check). grpc.health.v1 and server reflection

@@ -16,6 +16,8 @@ std::string_view RpcName(Rpc rpc) {
       return "ModelMetadata";
     case Rpc::kModelInfer:
       return "ModelInfer";
+    case Rpc::kModelStreamInfer:
+      return "ModelStreamInfer";
     case Rpc::kModelStatistics:
       return "ModelStatistics";
     case Rpc::kModelConfig:
@@ -32,11 +34,15 @@ std::string_view RpcName(Rpc rpc) {
   return "unknown";
 }
 
+std::string_view RpcType(Rpc rpc) {
+  return rpc == Rpc::kModelStreamInfer ? "bidi_stream" : "unary";
+}
+
 RpcStats::RpcStats() {
   for (size_t i = 0; i < kRpcs; ++i) {
     sites_[i] = core::CallSite{.service = kInferenceServiceName,
                                .method = RpcName(static_cast<Rpc>(i)),
-                               .type = "unary",
+                               .type = RpcType(static_cast<Rpc>(i)),
                                .counters = &counters_[i]};
   }
 }

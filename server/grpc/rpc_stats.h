@@ -24,6 +24,7 @@ enum class Rpc : int {
   kServerMetadata,
   kModelMetadata,
   kModelInfer,
+  kModelStreamInfer,  // bidirectional stream: counted per stream, not per message
   kModelStatistics,
   kModelConfig,
   kRepositoryIndex,
@@ -33,6 +34,8 @@ enum class Rpc : int {
 };
 
 std::string_view RpcName(Rpc rpc);  // "ModelInfer", ...
+// go-grpc-prometheus' grpc_type: "bidi_stream" for ModelStreamInfer, "unary" otherwise.
+std::string_view RpcType(Rpc rpc);
 inline constexpr std::string_view kInferenceServiceName = "inference.GRPCInferenceService";
 
 using RpcCounters = core::CallCounters;

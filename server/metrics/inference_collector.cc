@@ -33,6 +33,14 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
       "selu_inference_swap_resends_total",
       "Requests that reached a model version as it was being replaced and were re-sent to "
       "the version replacing it.");
+  auto stream_max = GaugeFamily(
+      "selu_stream_unanswered_max",
+      "Most ModelStreamInfer messages one stream has had read and unanswered at once (the "
+      "server stops reading a stream at 1024).");
+  auto stream_pauses = CounterFamily(
+      "selu_stream_read_pauses_total",
+      "Times a ModelStreamInfer stream stopped reading because 1024 of its messages were "
+      "unanswered.");
   auto ready = GaugeFamily("selu_model_ready", "1 when the model version serves requests.");
   auto loads = CounterFamily("selu_model_loads_total", "Model loads, by result.");
   auto load_duration =
@@ -41,6 +49,8 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
 
   AddGauge(in_flight, {}, double(transport_.in_flight()));
   AddCounter(resends, {}, double(transport_.swap_resends()));
+  AddGauge(stream_max, {}, double(transport_.stream_unanswered_max()));
+  AddCounter(stream_pauses, {}, double(transport_.stream_read_pauses()));
   AddGauge(build,
            {{"grpc", build_.grpc},
             {"isa", build_.isa},
@@ -77,7 +87,7 @@ std::vector<prometheus::MetricFamily> InferenceCollector::Collect() const {
   }
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&requests, &rows, &duration, &queue, &compute, &batch, &depth, &in_flight,
-                  &resends, &ready, &loads, &load_duration, &build}) {
+                  &resends, &stream_max, &stream_pauses, &ready, &loads, &load_duration, &build}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -28,8 +28,10 @@ class InferenceCollector final : public prometheus::Collectable {
  public:
   // What the transport counts, read at scrape time.
   struct TransportReadings {
-    std::function<int64_t()> in_flight;      // calls being served
-    std::function<uint64_t()> swap_resends;  // requests re-sent to a new version
+    std::function<int64_t()> in_flight;              // calls being served
+    std::function<uint64_t()> swap_resends;          // requests re-sent to a new version
+    std::function<int64_t()> stream_unanswered_max;  // most unanswered on one stream
+    std::function<uint64_t()> stream_read_pauses;    // streams stopped at their bound
   };
   InferenceCollector(BuildInfo build, TransportReadings transport);
 

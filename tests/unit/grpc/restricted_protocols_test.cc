@@ -12,6 +12,7 @@ TEST(RestrictedProtocolsTest, MapsEveryRpcToTritonsGroup) {
   EXPECT_EQ(ProtocolGroupOf(Rpc::kServerMetadata), ProtocolGroup::kMetadata);
   EXPECT_EQ(ProtocolGroupOf(Rpc::kModelMetadata), ProtocolGroup::kMetadata);
   EXPECT_EQ(ProtocolGroupOf(Rpc::kModelInfer), ProtocolGroup::kInference);
+  EXPECT_EQ(ProtocolGroupOf(Rpc::kModelStreamInfer), ProtocolGroup::kInference);
   EXPECT_EQ(ProtocolGroupOf(Rpc::kModelConfig), ProtocolGroup::kModelConfig);
   EXPECT_EQ(ProtocolGroupOf(Rpc::kModelStatistics), ProtocolGroup::kStatistics);
   EXPECT_EQ(ProtocolGroupOf(Rpc::kRepositoryIndex), ProtocolGroup::kModelRepository);
