@@ -9,7 +9,7 @@
 #           binary of ours or check the release binaries (labels `source`,
 #           `deploy`: clang-format, architecture, bundled model, deploy_check);
 #     tsan  TSan build of selu-serve, selu-client and the Python stubs, and the
-#           concurrency, repository and lifecycle integration tests.
+#           concurrency, repository, lifecycle and stream integration tests.
 #   SELU_PRESET=asan deploy/test.sh   one preset's build and its test preset only
 #   SELU_SKIP_ASAN=1 deploy/test.sh   skip the ASan+UBSan phase
 #   SELU_SKIP_TSAN=1 deploy/test.sh   skip the TSan phase
