@@ -92,6 +92,7 @@ std::string Millis(uint64_t ns) {
 nlohmann::json BenchReportJson(BenchResult result) {
   const Stats stats = Compute(&result);
   nlohmann::json doc;
+  if (!result.name.empty()) doc["name"] = result.name;
   doc["date"] = Rfc3339(result.date);
   doc["endReason"] = result.end_reason;
   doc["options"] = result.options;

@@ -22,6 +22,7 @@ struct BenchResult {
   std::string end_reason;                        // "normal", "timeout" or "cancel"
   std::chrono::system_clock::time_point date;    // start
   nlohmann::json options;                        // echoed as "options"
+  std::string name;                              // --name: ghz's report "name" (if set)
 };
 
 // ghz's JSON report (`-O json`).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "client/src/bench_command.h"
+#include "client/src/bench_flags.h"
 #include "client/src/client_common.h"
 #include "client/src/infer_command.h"
 #include "client/src/info_commands.h"
@@ -151,30 +152,10 @@ int main(int argc, char** argv) {
   stats->add_option("--model-version", stats_version, "Model version (default newest)");
   stats->add_flag("--json", stats_json, "Print the response as JSON instead");
 
-  BenchOptions bench_options;
-  std::string duration_text, format = "summary", host, proto_ignored;
   auto* bench = app.add_subcommand(
-      "bench", "ghz-compatible ModelInfer load: -d/-D take the request as ghz's JSON");
-  bench->add_option("host", host, "host:port (as ghz takes it; overrides --address)");
-  bench->add_option("--call", bench_options.call, "Method (only ModelInfer)")
-      ->capture_default_str();
-  bench->add_option("-c,--concurrency", bench_options.concurrency, "Requests outstanding at most")
-      ->capture_default_str();
-  bench->add_option("-n,--total", bench_options.total, "Requests to send (ignored with -z)")
-      ->capture_default_str();
-  bench->add_option("-z,--duration", duration_text, "Run this long instead, e.g. 10s");
-  bench->add_option("-r,--rps", bench_options.rps,
-                    "Open loop at this rate; latency from each request's due time");
-  bench->add_option("--connections", bench_options.connections, "TCP connections")
-      ->capture_default_str();
-  bench->add_option("-d,--data", bench_options.data,
-                    "ModelInferRequest as JSON (an array: round robin; @: from stdin)");
-  bench->add_option("-D,--data-file", bench_options.data_file, "The same, from a file");
-  bench->add_option("--skip-first", bench_options.skip_first,
-                    "Leave the first N out of the report");
-  bench->add_option("-O,--format", format, "summary or json")
-      ->check(CLI::IsMember({"summary", "json"}));
-  bench->add_option("--proto", proto_ignored, "Accepted for ghz compatibility (not needed)");
+      "bench",
+      "ghz-compatible ModelInfer / ModelStreamInfer load: -d/-D take the request as ghz's JSON");
+  BenchFlags bench_flags(bench);
 
   try {
     app.parse(argc, argv);
@@ -206,10 +187,11 @@ int main(int argc, char** argv) {
     }
     if (*stats) return RunStats(connection, stats_model, stats_version, stats_json);
     if (*bench) {
-      if (!host.empty()) connection.address = host;
-      if (!duration_text.empty()) bench_options.duration_s = ParseDurationSeconds(duration_text);
-      bench_options.json = format == "json";
-      return RunBench(connection, bench_options);
+      if (const auto refused = bench_flags.Refused()) {
+        std::fprintf(stderr, "selu-client bench: %s\n", refused->c_str());
+        return kExitUsage;
+      }
+      return RunBench(connection, bench_flags.Finish(&connection));
     }
   } catch (const UsageError& e) {
     std::fprintf(stderr, "selu-client: %s\n", e.what());
