@@ -31,6 +31,7 @@ class StreamMessage final : public InferJob {
   inference::ModelInferRequest request;
   inference::ModelStreamInferResponse response;
   StreamMessage* next = nullptr;  // in one of the stream's lists, under its lock
+  bool in_flight = false;         // counted in InferPath::in_flight until answered
 
  private:
   StreamCall* stream_;
@@ -104,8 +105,11 @@ class StreamCall final : public StreamInferReactor, public GatedStream {
       most_unanswered_ = unanswered_;
       path_->NoteStreamUnanswered(unanswered_);
     }
-    path_->in_flight.fetch_add(1, std::memory_order_relaxed);
     const bool refuse = ending_ || !path_->gate.open();
+    // As unary: a refusal at the gate is not in flight (the drain does not
+    // wait for it), anything else is until its answer is written.
+    m->in_flight = !refuse;
+    if (m->in_flight) path_->in_flight.fetch_add(1, std::memory_order_relaxed);
     // The next read starts before this message is processed (with kCaller
     // batching, processing may compute it on this thread): a pipelining
     // client's next message does not wait for this one.
@@ -134,12 +138,12 @@ class StreamCall final : public StreamInferReactor, public GatedStream {
     lock.unlock();
     m->Release();  // on a gRPC thread, outside the lock: may drop a retired version
     lock.lock();
+    AnsweredLocked(m);
     Recycle(m);
-    AnsweredLocked(1);
     if (!ok) {
       // The client is gone: the answers queued behind this one are dropped.
       broken_ = true;
-      AnsweredLocked(answers_.size);
+      for (StreamMessage* q = answers_.head; q != nullptr; q = q->next) AnsweredLocked(q);
       dropped_.Append(answers_);
     }
     Advance(lock);
@@ -164,7 +168,7 @@ class StreamCall final : public StreamInferReactor, public GatedStream {
   void Answer(StreamMessage* m) {
     std::unique_lock lock(mu_);
     if (broken_) {
-      AnsweredLocked(1);
+      AnsweredLocked(m);
       dropped_.Push(m);
     } else {
       answers_.Push(m);
@@ -231,10 +235,11 @@ class StreamCall final : public StreamInferReactor, public GatedStream {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDownMessage);
   }
 
-  // `n` messages answered (written or dropped).
-  void AnsweredLocked(int64_t n) {
-    unanswered_ -= n;
-    path_->in_flight.fetch_sub(n, std::memory_order_release);
+  // `m` answered (written or dropped).
+  void AnsweredLocked(StreamMessage* m) {
+    --unanswered_;
+    if (m->in_flight) path_->in_flight.fetch_sub(1, std::memory_order_release);
+    m->in_flight = false;
   }
 
   StreamMessage* Take() {
