@@ -129,9 +129,18 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "With --batch-execution auto: longest full-batch compute run on gRPC threads")
       ->envname("SELU_CALLER_EXECUTION_LIMIT_US")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
-  app.add_option("--engine-primitive", o->engine_primitive, "oneDNN primitive per layer")
+  app.add_option("--engine-primitive", o->engine_primitive,
+                 "oneDNN primitive per layer: 'auto' (per layer and batch size, by a rule measured "
+                 "with bench/engine_bench), 'inner_product' or 'matmul' (config.pbtxt parameter "
+                 "engine_primitive overrides per model)")
       ->envname("SELU_ENGINE_PRIMITIVE")
-      ->check(CLI::IsMember({"inner_product", "matmul"}));
+      ->check(CLI::IsMember({"auto", "inner_product", "matmul"}));
+  app.add_option("--weights-precision", o->weights_precision,
+                 "How dense layers store their weights: 'fp32' or 'bf16' (half the memory "
+                 "traffic, fp32 accumulation, fp32 in and out; needs AVX512-BF16 or AMX; "
+                 "config.pbtxt parameter weights_precision overrides per model)")
+      ->envname("SELU_WEIGHTS_PRECISION")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--monitor-sample-rate", o->monitor.sample_rate,
                  "Self-normalization monitor: fraction of batches whose per-layer activation "
                  "statistics are sampled, in [0, 1] (0: off; config.pbtxt parameter "

@@ -51,7 +51,8 @@ struct ServerOptions {
   int instances = 1;                     // batch worker threads (or computing callers) per model
   std::string batch_execution = "auto";  // auto, caller or workers
   int64_t caller_execution_limit_us = 250;
-  std::string engine_primitive = "inner_product";  // or "matmul"
+  std::string engine_primitive = "auto";   // or "inner_product", "matmul"
+  std::string weights_precision = "fp32";  // or "bf16"
   // The self-normalization monitor of every model (config.pbtxt parameters
   // monitor_sample_rate / monitor_window_rows override per model):
   // fraction of batches sampled (0: off) and sampled rows per window.

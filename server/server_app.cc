@@ -81,9 +81,8 @@ ServerApp::~ServerApp() { Stop(); }
 core::Status ServerApp::LoadModels() {
   core::ModelRegistryOptions registry_options;
   core::ModelServingOptions& serving = registry_options.serving;
-  serving.engine.primitive = options_.engine_primitive == "matmul"
-                                 ? core::EnginePrimitive::kMatmul
-                                 : core::EnginePrimitive::kInnerProduct;
+  serving.engine.primitive = core::EnginePrimitiveFromName(options_.engine_primitive).value();
+  serving.engine.weights = core::WeightsPrecisionFromName(options_.weights_precision).value();
   serving.batcher.max_batch_size = options_.max_batch_size;
   serving.batcher.max_queue_delay = std::chrono::microseconds(options_.max_queue_delay_us);
   serving.batcher.max_queue_size = options_.max_queue_size;

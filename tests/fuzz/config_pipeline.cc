@@ -122,8 +122,13 @@ void CheckSettingsInvariants(const ModelConfigSettings& s) {
                "instances out of bounds: " + std::to_string(*s.instances));
   }
   if (s.engine_primitive) {
-    FUZZ_CHECK(*s.engine_primitive == "inner_product" || *s.engine_primitive == "matmul",
+    FUZZ_CHECK(*s.engine_primitive == "auto" || *s.engine_primitive == "inner_product" ||
+                   *s.engine_primitive == "matmul",
                "engine_primitive " + Short(*s.engine_primitive));
+  }
+  if (s.weights_precision) {
+    FUZZ_CHECK(*s.weights_precision == "fp32" || *s.weights_precision == "bf16",
+               "weights_precision " + Short(*s.weights_precision));
   }
   if (s.batch_execution) {
     FUZZ_CHECK(*s.batch_execution == "auto" || *s.batch_execution == "caller" ||
@@ -183,6 +188,7 @@ void CheckCompletion(const inference::ModelConfig& config, const std::string& na
   FUZZ_CHECK(s.model_filename == settings.model_filename, "completed default_model_filename");
   FUZZ_CHECK(SamePolicy(s.version_policy, settings.version_policy), "completed version_policy");
   FUZZ_CHECK(s.engine_primitive == settings.engine_primitive &&
+                 s.weights_precision == settings.weights_precision &&
                  s.batch_execution == settings.batch_execution &&
                  s.monitor_sample_rate == settings.monitor_sample_rate &&
                  s.monitor_window_rows == settings.monitor_window_rows,

@@ -31,4 +31,9 @@ std::string CpuIsaName() {
   }
 }
 
+bool CpuHasBf16() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+
 }  // namespace selu::core

@@ -46,6 +46,13 @@ StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
     return InvalidArgumentError("max_cached_plans must be at least 1");
   }
   if (options.max_rows < 1) return InvalidArgumentError("max_rows must be at least 1");
+  const bool bf16 = options.weights == WeightsPrecision::kBf16;
+  if (bf16 && !CpuHasBf16()) {
+    return FailedPreconditionError(
+        "weights_precision bf16 needs a CPU with native bf16 instructions (AVX512-BF16 or AMX); "
+        "oneDNN dispatches to " +
+        CpuIsaName() + " here: use weights_precision fp32");
+  }
   auto program = engine_internal::PlanGraph(spec);
   if (!program.ok()) return program.status();
   auto impl = std::make_unique<Impl>();
@@ -59,21 +66,22 @@ StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
   }
   try {
     impl->cpu = dnnl::engine(dnnl::engine::kind::cpu, 0);
-    const bool ip = options.primitive == EnginePrimitive::kInnerProduct;
     for (size_t i = 0; i < impl->spec.layers.size(); ++i) {
       DenseLayer& l = impl->spec.layers[i];
-      const bool matmul = !ip || prog.layer_needs_strides[i];
-      impl->layer_matmul.push_back(matmul);
       // The spec stores [in, out] row-major: "io" for inner product's
-      // {out, in} dims, "ab" for matmul's {in, out}.
-      memory::desc wmd = !matmul ? memory::desc({l.out_features, l.in_features}, dt::f32, tag::io)
-                                 : memory::desc({l.in_features, l.out_features}, dt::f32, tag::ab);
-      impl->plain_weights.emplace_back(wmd, impl->cpu, l.weights.data());
-      memory::desc bmd = !matmul ? memory::desc({l.out_features}, dt::f32, tag::a)
-                                 : memory::desc({1, l.out_features}, dt::f32, tag::ab);
-      memory bias(bmd, impl->cpu);
+      // {out, in} dims (a matmul's {in, out} "ab" is the same bytes).
+      impl->plain_weights.emplace_back(
+          memory::desc({l.out_features, l.in_features}, dt::f32, tag::io), impl->cpu,
+          l.weights.data());
+      memory bias(memory::desc({l.out_features}, dt::f32, tag::a), impl->cpu);
       std::copy(l.bias.begin(), l.bias.end(), static_cast<float*>(bias.get_data_handle()));
       impl->biases.push_back(bias);
+      impl->bias_rows.emplace_back(memory::desc({1, l.out_features}, dt::f32, tag::ab), impl->cpu,
+                                   bias.get_data_handle());
+      if (bf16) {
+        impl->convert_row_bytes =
+            std::max(impl->convert_row_bytes, (l.in_features * 2 + 63) / 64 * 64);
+      }
     }
     for (const engine_internal::ExecOp& op : prog.ops) {
       if (op.kind == engine_internal::ExecOp::Kind::kDense) {
@@ -110,13 +118,34 @@ StatusOr<std::unique_ptr<MlpEngine>> MlpEngine::Create(ModelSpec spec,
   return std::unique_ptr<MlpEngine>(new MlpEngine(std::move(impl)));
 }
 
-memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, dnnl::stream& s) const {
-  for (const memory& m : reordered_weights[layer]) {
-    if (m.get_desc() == want) return m;
+bool MlpEngine::Impl::UsesMatmul(size_t layer, int64_t rows) const {
+  if (program.layer_needs_strides[layer]) return true;
+  switch (options.primitive) {
+    case EnginePrimitive::kInnerProduct:
+      return false;
+    case EnginePrimitive::kMatmul:
+      return true;
+    case EnginePrimitive::kAuto:
+      break;
   }
-  memory fresh(want, cpu);
+  const DenseLayer& l = spec.layers[layer];
+  return AutoPicksMatmul(rows, l.in_features, l.out_features, options.weights);
+}
+
+memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, bool matmul,
+                                  dnnl::stream& s) const {
+  // Kept as {out, in}; a matmul's {in, out} is a view with the axes swapped.
+  const memory::desc held = matmul ? want.permute_axes({1, 0}) : want;
+  auto as_wanted = [&](const memory& m) {
+    return matmul ? memory(want, cpu, m.get_data_handle()) : m;
+  };
+  for (const memory& m : reordered_weights[layer]) {
+    if (m.get_desc() == held) return as_wanted(m);
+  }
+  memory fresh(held, cpu);
   // The plain weights while they exist; after that, any layout made before
-  // (a reorder between layouts of the same f32 tensor is an exact copy).
+  // (a reorder between layouts of one tensor of one data type is an exact
+  // copy; every layout made holds the same data type).
   std::list<memory>& made = reordered_weights[layer];
   memory source = made.empty() ? plain_weights[layer] : made.front();
   dnnl::reorder(source, fresh).execute(s, source, fresh);
@@ -128,7 +157,7 @@ memory MlpEngine::Impl::WeightsIn(size_t layer, const memory::desc& want, dnnl::
     plain_weights[layer] = memory();
     std::vector<float>().swap(spec.layers[layer].weights);
   }
-  return fresh;
+  return as_wanted(fresh);
 }
 
 namespace {
@@ -159,12 +188,27 @@ StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t ro
         case ExecOp::Kind::kDense: {
           const size_t li = static_cast<size_t>(op.layer);
           const DenseLayer& l = spec.layers[li];
+          const bool matmul = UsesMatmul(li, rows);
+          const dt wdt = options.weights == WeightsPrecision::kBf16 ? dt::bf16 : dt::f32;
           p.src_md = ViewMd(op.src, rows);
+          if (wdt == dt::bf16) {
+            // Dense, so that every bf16 primitive gets a JIT kernel (a strided
+            // bf16 source with a binary post-op falls to ref:any in 2.6).
+            p.convert_src_md = p.src_md;
+            p.src_md = memory::desc({rows, l.in_features}, dt::bf16, tag::ab);
+            dnnl::reorder::primitive_desc cpd(cpu, p.convert_src_md, cpu, p.src_md,
+                                              UserScratchpad());
+            p.convert_scratch_md = cpd.scratchpad_desc();
+            p.convert = dnnl::reorder(cpd);
+            p.has_convert = true;
+            plan->max_scratch_bytes =
+                std::max(plan->max_scratch_bytes, p.convert_scratch_md.get_size());
+          }
           dnnl::primitive_attr attr = UserScratchpad();
           attr.set_post_ops(engine_internal::FusedPostOps(op_ops[at], rows));
           memory::desc weights_md;
-          if (!layer_matmul[li]) {
-            memory::desc wany({l.out_features, l.in_features}, dt::f32, tag::any);
+          if (!matmul) {
+            memory::desc wany({l.out_features, l.in_features}, wdt, tag::any);
             dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, p.src_md, wany,
                                                 biases[li].get_desc(), p.dst_md);
             dnnl::inner_product_forward::primitive_desc pd(d, attr, cpu);
@@ -172,15 +216,15 @@ StatusOr<std::shared_ptr<const BatchPlan>> MlpEngine::Impl::BuildPlan(int64_t ro
             p.scratch_md = pd.scratchpad_desc();
             p.prim = dnnl::inner_product_forward(pd);
           } else {
-            memory::desc wany({l.in_features, l.out_features}, dt::f32, tag::any);
-            dnnl::matmul::desc d(p.src_md, wany, biases[li].get_desc(), p.dst_md);
+            memory::desc wany({l.in_features, l.out_features}, wdt, tag::any);
+            dnnl::matmul::desc d(p.src_md, wany, bias_rows[li].get_desc(), p.dst_md);
             dnnl::matmul::primitive_desc pd(d, attr, cpu);
             weights_md = pd.weights_desc();
             p.scratch_md = pd.scratchpad_desc();
             p.prim = dnnl::matmul(pd);
           }
-          p.weights = WeightsIn(li, weights_md, s);
-          p.bias = biases[li];
+          p.weights = WeightsIn(li, weights_md, matmul, s);
+          p.bias = matmul ? bias_rows[li] : biases[li];
           p.has_prim = true;
           break;
         }

@@ -1,7 +1,8 @@
 // MlpEngine: runs a ModelSpec on the CPU through oneDNN.
 //
 // Each dense layer is one oneDNN primitive (inner product or matmul, chosen by
-// MlpEngineOptions::primitive) with its bias and activations fused as post-ops
+// MlpEngineOptions::primitive, per batch size with kAuto) with its bias and
+// activations fused as post-ops
 // (SELU = eltwise_elu(α) then eltwise_linear(λ)); where oneDNN 2.6 cannot fuse
 // the rest of a layer's chain (a per-channel PReLU, an eltwise algorithm
 // repeated with other parameters), the remaining steps run as in-place
@@ -9,6 +10,15 @@
 // a softmax primitive run in place. Weights are reordered once into the layout
 // the primitive prefers. Primitives are built once per batch size ("plan") and
 // reused; plans are shared by all workspaces and bounded in number.
+//
+// bf16 weights (MlpEngineOptions::weights): each dense layer keeps its
+// weights in bf16 (half the bytes a weight-bound layer streams) and runs a
+// bf16×bf16 primitive accumulating in fp32, with fp32 bias, post-ops and
+// output. oneDNN 2.6's CPU kernels take no fp32 source with bf16 weights, so
+// a layer's input is first converted to bf16 (a reorder into the workspace).
+// Every other tensor of the graph (inputs, outputs, residuals, concatenations,
+// softmax, what an observer sees) stays fp32, so every graph the fp32 engine
+// runs also runs with bf16 weights.
 //
 // Threading: an MlpEngine is immutable after Create() except for its plan
 // cache, which is internally synchronised; Run() may be called concurrently
@@ -28,7 +38,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "server/core/base/status.h"
 #include "server/core/model/model_spec.h"
@@ -38,11 +51,21 @@ namespace selu::core {
 enum class EnginePrimitive {
   kInnerProduct,  // dnnl::inner_product_forward
   kMatmul,        // dnnl::matmul
+  kAuto,          // per layer and batch size, by AutoPicksMatmul()
+};
+
+enum class WeightsPrecision {
+  kFp32,
+  kBf16,  // bf16 weights, fp32 accumulation, fp32 in and out (needs CpuHasBf16())
 };
 
 struct MlpEngineOptions {
   // Which oneDNN primitive computes each dense layer (see bench/ for figures).
-  EnginePrimitive primitive = EnginePrimitive::kInnerProduct;
+  // A layer reading or writing a strided view (a concatenation's part) is a
+  // matmul whatever this says.
+  EnginePrimitive primitive = EnginePrimitive::kAuto;
+  // How dense layers store their weights.
+  WeightsPrecision weights = WeightsPrecision::kFp32;
   // Most batch sizes with a built plan at once; the least recently built is
   // dropped beyond it (workspaces keep theirs alive until they drop it too).
   int max_cached_plans = 256;
@@ -55,6 +78,23 @@ struct MlpEngineOptions {
 // The instruction set oneDNN dispatches to on this machine ("avx2",
 // "avx512_core_amx", ...), for logs, metrics and benchmark reports.
 std::string CpuIsaName();
+
+// Whether oneDNN has native bf16 kernels here (AVX512-BF16 or AMX).
+// MlpEngine::Create refuses WeightsPrecision::kBf16 without them: emulated
+// bf16 would be slower than fp32, the opposite of what was asked for.
+bool CpuHasBf16();
+
+// EnginePrimitive::kAuto's rule: whether a dense layer of these shapes at
+// this batch size runs as a matmul rather than an inner product. A pure
+// function of its arguments (derived from bench/engine_bench.cc on this
+// project's machine, see bench/README.md), so plans are reproducible.
+bool AutoPicksMatmul(int64_t rows, int64_t in_features, int64_t out_features,
+                     WeightsPrecision weights);
+
+// The names config.pbtxt and the flags use: "auto", "inner_product",
+// "matmul"; "fp32", "bf16". nullopt for any other name.
+std::optional<EnginePrimitive> EnginePrimitiveFromName(std::string_view name);
+std::optional<WeightsPrecision> WeightsPrecisionFromName(std::string_view name);
 
 // Sees a Run()'s tensors while they are still in the workspace's buffers
 // (the self-normalization monitor): called on the thread that runs, once

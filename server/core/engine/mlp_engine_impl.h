@@ -69,6 +69,12 @@ struct OpPlan {
   bool has_prim = false;
   memory::desc src_md, src1_md, dst_md, scratch_md;
   memory weights, bias;  // kDense
+  // kDense with bf16 weights: the layer's fp32 input converted to the dense
+  // bf16 tensor the primitive reads (src_md), in the workspace's convert
+  // buffer.
+  dnnl::primitive convert;
+  bool has_convert = false;
+  memory::desc convert_src_md, convert_scratch_md;
   // Run after it, in place on dst (layer_ops.h), and their scratchpads.
   std::vector<dnnl::primitive> after;
   std::vector<memory::desc> after_scratch_mds;
@@ -85,6 +91,7 @@ struct BatchPlan {
 // One operation bound to a workspace's buffers.
 struct BoundOp {
   std::unordered_map<int, memory> args;
+  std::unordered_map<int, memory> convert_args;  // OpPlan::convert's
   std::vector<std::unordered_map<int, memory>> after_args;
 };
 
@@ -98,6 +105,8 @@ struct BoundBatchPlan {
   // the buffers move.
   std::vector<std::pair<memory, View>> slots;
   std::vector<memory> scratch;
+  // Memories over the workspace's bf16 convert buffer.
+  std::vector<memory> converted;
   uint64_t bound_generation = 0;  // buffer generation the intermediates point into
 };
 
@@ -121,30 +130,36 @@ struct MlpEngine::Impl {
   // Per operation: its element-wise operations (kDense: after the affine
   // part; kActivate: all of them), with their constant operands.
   std::vector<engine_internal::LayerOps> op_ops;
-  // Per layer: computed by a matmul (which takes strided tensors) rather than
-  // the configured primitive.
-  std::vector<bool> layer_matmul;
+  // Bytes per row of the bf16 convert buffer (bf16 weights; else 0).
+  int64_t convert_row_bytes = 0;
   // Floats per row before each slot in a workspace's slot buffer, and in all.
   std::vector<int64_t> slot_offsets;
   int64_t slot_row_floats = 0;
   int64_t widest_observed = 0;  // widest strided dense output, for the observer's copy
-  // From the spec, plain layout; empty once the layer has a reordered copy.
+  // From the spec, plain layout with inner product's {out, in} dims; empty
+  // once the layer has a reordered copy.
   mutable std::vector<memory> plain_weights;
-  std::vector<memory> biases;
+  std::vector<memory> biases;     // {out}: inner product's
+  std::vector<memory> bias_rows;  // {1, out} over the same floats: matmul's
 
   mutable std::mutex mu;  // guards everything below
   mutable std::unordered_map<int64_t, std::shared_ptr<const BatchPlan>> plans;
   mutable std::deque<int64_t> plan_order;  // build order, for eviction
   // Weights already reordered, per layer, keyed by the layout a primitive
-  // asked for; usually one layout per layer whatever the batch size.
+  // asked for; usually one layout per layer and primitive whatever the batch
+  // size. Held with inner product's {out, in} dims: a matmul's {in, out}
+  // layout is the same bytes with the axes swapped (memory::desc::permute_axes).
   mutable std::vector<std::list<memory>> reordered_weights;
 
   mutable std::mutex pool_mu;
   mutable std::vector<std::unique_ptr<Workspace>> pool;
 
+  // Whether layer `layer` runs as a matmul at `rows` rows.
+  bool UsesMatmul(size_t layer, int64_t rows) const;
   StatusOr<std::shared_ptr<const BatchPlan>> GetPlan(int64_t rows) const;
-  StatusOr<std::shared_ptr<const BatchPlan>> BuildPlan(int64_t rows) const;         // requires mu
-  memory WeightsIn(size_t layer, const memory::desc& want, dnnl::stream& s) const;  // requires mu
+  StatusOr<std::shared_ptr<const BatchPlan>> BuildPlan(int64_t rows) const;  // requires mu
+  // requires mu
+  memory WeightsIn(size_t layer, const memory::desc& want, bool matmul, dnnl::stream& s) const;
   // Makes `ws` ready for `rows`: finds or binds its plan, sizes the buffers
   // and points the intermediate tensors at them.
   StatusOr<BoundBatchPlan*> Prepare(Workspace::State& ws, int64_t rows) const;
@@ -157,6 +172,7 @@ struct MlpEngine::Workspace::State {
   AlignedBuffer slots;    // every intermediate slot, one after another
   AlignedBuffer observe;  // a strided tensor copied for the observer
   AlignedBuffer scratch;
+  AlignedBuffer convert;    // a dense layer's input in bf16 (bf16 weights)
   uint64_t generation = 1;  // bumped whenever a buffer moves
   std::unordered_map<int64_t, BoundBatchPlan> plans;
 };

@@ -103,6 +103,7 @@ Status MlpEngine::RunImpl(Workspace& workspace, const float* input, int64_t rows
     for (size_t i = 0; i < plan.ops.size(); ++i) {
       const OpPlan& p = plan.ops[i];
       BoundOp& b = wp.ops[i];
+      if (p.has_convert) p.convert.execute(ws.stream, b.convert_args);
       if (p.has_prim) p.prim.execute(ws.stream, b.args);
       for (size_t k = 0; k < p.after.size(); ++k) p.after[k].execute(ws.stream, b.after_args[k]);
       if constexpr (kObserved) {
@@ -159,7 +160,18 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
       b.args.emplace(DNNL_ARG_DST, dst);
       switch (op.kind) {
         case ExecOp::Kind::kDense:
-          b.args.emplace(DNNL_ARG_SRC, view(p.src_md, op.src));
+          if (p.has_convert) {
+            memory converted(p.src_md, cpu, kNoBuffer);
+            wp.converted.push_back(converted);
+            memory scratch(p.convert_scratch_md, cpu, kNoBuffer);
+            wp.scratch.push_back(scratch);
+            b.convert_args = {{DNNL_ARG_FROM, view(p.convert_src_md, op.src)},
+                              {DNNL_ARG_TO, converted},
+                              {DNNL_ARG_SCRATCHPAD, scratch}};
+            b.args.emplace(DNNL_ARG_SRC, converted);
+          } else {
+            b.args.emplace(DNNL_ARG_SRC, view(p.src_md, op.src));
+          }
           b.args.emplace(DNNL_ARG_WEIGHTS, p.weights);
           b.args.emplace(DNNL_ARG_BIAS, p.bias);
           break;
@@ -190,6 +202,8 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
   moved |= ws.observe.Reserve(
       std::max<size_t>(r * static_cast<size_t>(impl.widest_observed) * sizeof(float), 64));
   moved |= ws.scratch.Reserve(std::max<size_t>(plan.max_scratch_bytes, 64));
+  moved |=
+      ws.convert.Reserve(std::max<size_t>(r * static_cast<size_t>(impl.convert_row_bytes), 64));
   if (moved) ++ws.generation;
   if (wp.bound_generation != ws.generation) {
     float* const slots = static_cast<float*>(ws.slots.data());
@@ -199,6 +213,7 @@ StatusOr<BoundBatchPlan*> MlpEngine::Impl::Prepare(Workspace::State& ws, int64_t
           v.offset);
     }
     for (memory& m : wp.scratch) m.set_data_handle(ws.scratch.data());
+    for (memory& m : wp.converted) m.set_data_handle(ws.convert.data());
     wp.bound_generation = ws.generation;
   }
   return &wp;

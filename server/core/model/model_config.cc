@@ -176,10 +176,15 @@ Status ReadParameters(const inference::ModelConfig& config, ModelConfigSettings*
     const std::string field =
         "parameters['" + QuoteClientText(key) + "'] '" + QuoteClientText(value) + "'";
     if (key == "engine_primitive") {
-      if (value != "inner_product" && value != "matmul") {
-        return InvalidArgumentError(field + " must be inner_product or matmul");
+      if (value != "auto" && value != "inner_product" && value != "matmul") {
+        return InvalidArgumentError(field + " must be auto, inner_product or matmul");
       }
       settings->engine_primitive = value;
+    } else if (key == "weights_precision") {
+      if (value != "fp32" && value != "bf16") {
+        return InvalidArgumentError(field + " must be fp32 or bf16");
+      }
+      settings->weights_precision = value;
     } else if (key == "batch_execution") {
       if (value != "auto" && value != "caller" && value != "workers") {
         return InvalidArgumentError(field + " must be auto, caller or workers");
@@ -200,9 +205,10 @@ Status ReadParameters(const inference::ModelConfig& config, ModelConfigSettings*
       }
       settings->monitor_window_rows = rows;
     } else {
-      Warn(warnings, "parameters['" + QuoteClientText(key) +
-                         "'] is ignored: selu-serve reads only engine_primitive, "
-                         "batch_execution, monitor_sample_rate and monitor_window_rows");
+      Warn(warnings,
+           "parameters['" + QuoteClientText(key) +
+               "'] is ignored: selu-serve reads only engine_primitive, "
+               "weights_precision, batch_execution, monitor_sample_rate and monitor_window_rows");
     }
   }
   return OkStatus();

@@ -53,7 +53,8 @@ struct ModelConfigSettings {
       default_timeout_us;        // default_queue_policy.default_timeout_microseconds > 0
   std::optional<int> instances;  // sum of instance_group[*].count (count 0 counts as 1)
   std::optional<std::string>
-      engine_primitive;  // parameters["engine_primitive"]: "inner_product" | "matmul"
+      engine_primitive;  // parameters["engine_primitive"]: "auto" | "inner_product" | "matmul"
+  std::optional<std::string> weights_precision;  // parameters["weights_precision"]: "fp32" | "bf16"
   std::optional<std::string>
       batch_execution;  // parameters["batch_execution"]: "auto" | "caller" | "workers"
   std::optional<double> monitor_sample_rate;   // parameters["monitor_sample_rate"]: [0, 1]

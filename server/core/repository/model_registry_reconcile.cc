@@ -36,9 +36,10 @@ ModelServingOptions ApplySettings(const ModelServingOptions& base, const ModelCo
     o.default_queue_timeout = std::chrono::microseconds(*s.default_timeout_us);
   if (s.instances) o.batcher.instances = *s.instances;
   if (s.engine_primitive) {
-    o.engine.primitive =
-        *s.engine_primitive == "matmul" ? EnginePrimitive::kMatmul : EnginePrimitive::kInnerProduct;
+    o.engine.primitive = EnginePrimitiveFromName(*s.engine_primitive).value();
   }
+  if (s.weights_precision)
+    o.engine.weights = WeightsPrecisionFromName(*s.weights_precision).value();
   if (s.batch_execution) {
     o.auto_execution = *s.batch_execution == "auto";
     o.batcher.execution =

@@ -2,13 +2,15 @@
 // trunk, residual adds, concatenations, feature selections, shared layers,
 // activations and softmax after joins) against a double-precision
 // interpreter of the spec written here, independent of the engine's
-// planner: fixed graphs for each placement case, then random graphs.
+// planner: fixed graphs for each placement case, then random graphs; each
+// with fp32 and (where the CPU has native bf16) bf16 weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "server/core/engine/mlp_engine.h"
@@ -198,13 +200,36 @@ struct CountingObserver final : LayerObserver {
   std::vector<double> sums;
 };
 
+// bf16 keeps 8 significant bits: each weight and each layer input is off by
+// at most 2^-9 relative, so a product by 2^-8. A layer of width n with
+// inputs ~N(0, 1) and weights ~N(0, 1/n) has Σ|x·w| ≈ 0.64·√n, so its output
+// is off by at most ≈ 2^-8·0.64·√n ≤ 0.02 for the widths here (≤ 64); the
+// errors of a chain add up (SELU's gain is about 1), and a few dense steps
+// deep that stays under 0.06 even with the rounding errors all of one sign.
+constexpr double kBf16Tolerance = 0.06;
+
 void ExpectMatches(ModelSpec spec, const std::string& what) {
   // The engine empties its copy's weights: the reference keeps its own.
   ModelSpec complete = spec;
   ASSERT_TRUE(CompleteModelSpec(complete).ok()) << what;
-  for (EnginePrimitive prim : {EnginePrimitive::kInnerProduct, EnginePrimitive::kMatmul}) {
+  std::vector<std::pair<EnginePrimitive, WeightsPrecision>> variants = {
+      {EnginePrimitive::kInnerProduct, WeightsPrecision::kFp32},
+      {EnginePrimitive::kMatmul, WeightsPrecision::kFp32},
+      {EnginePrimitive::kAuto, WeightsPrecision::kFp32}};
+  if (CpuHasBf16()) {
+    variants.push_back({EnginePrimitive::kInnerProduct, WeightsPrecision::kBf16});
+    variants.push_back({EnginePrimitive::kMatmul, WeightsPrecision::kBf16});
+  }
+  for (const auto& [prim, precision] : variants) {
+    const bool bf16 = precision == WeightsPrecision::kBf16;
+    const std::string variant =
+        std::string(prim == EnginePrimitive::kMatmul         ? " matmul"
+                    : prim == EnginePrimitive::kInnerProduct ? " inner product"
+                                                             : " auto") +
+        (bf16 ? " bf16" : " fp32");
     MlpEngineOptions options;
     options.primitive = prim;
+    options.weights = precision;
     auto engine = MlpEngine::Create(spec, options);
     ASSERT_TRUE(engine.ok()) << what << ": " << engine.status().message();
     auto ws = (*engine)->CreateWorkspace();
@@ -223,8 +248,7 @@ void ExpectMatches(ModelSpec spec, const std::string& what) {
       ASSERT_EQ(want.size(), out.size()) << what;
       double worst = 0;
       for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out[i] - want[i]));
-      EXPECT_LT(worst, 1e-4) << what << " rows " << rows
-                             << (prim == EnginePrimitive::kMatmul ? " matmul" : " inner product");
+      EXPECT_LT(worst, bf16 ? kBf16Tolerance : 1e-4) << what << " rows " << rows << variant;
       if (observed) {
         EXPECT_EQ(observer.input_features, complete.input_features);
         ASSERT_EQ(static_cast<int64_t>(observer.layers.size()), complete.dense_step_count())

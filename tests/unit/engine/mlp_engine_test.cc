@@ -203,11 +203,12 @@ TEST_P(EngineTest, NanStaysInItsRow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Primitives, EngineTest,
-                         ::testing::Values(EnginePrimitive::kInnerProduct,
-                                           EnginePrimitive::kMatmul),
+                         ::testing::Values(EnginePrimitive::kInnerProduct, EnginePrimitive::kMatmul,
+                                           EnginePrimitive::kAuto),
                          [](const auto& info) {
-                           return info.param == EnginePrimitive::kMatmul ? "matmul"
-                                                                         : "inner_product";
+                           return info.param == EnginePrimitive::kMatmul         ? "matmul"
+                                  : info.param == EnginePrimitive::kInnerProduct ? "inner_product"
+                                                                                 : "auto";
                          });
 
 // Every layer's output as the reference computes it, for the observer test.

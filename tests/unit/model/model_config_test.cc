@@ -197,6 +197,7 @@ TEST(ModelConfigTest, EmptyConfigLeavesEverythingToTheServer) {
   EXPECT_FALSE(settings.default_timeout_us.has_value());
   EXPECT_FALSE(settings.instances.has_value());
   EXPECT_FALSE(settings.engine_primitive.has_value());
+  EXPECT_FALSE(settings.weights_precision.has_value());
   EXPECT_FALSE(settings.batch_execution.has_value());
 }
 
@@ -375,7 +376,9 @@ TEST(ModelConfigRefusalTest, DefaultModelFilename) {
 
 TEST(ModelConfigRefusalTest, Parameters) {
   EXPECT_REFUSED(R"(parameters { key: "engine_primitive" value { string_value: "x" } })",
-                 "parameters['engine_primitive'] 'x' must be inner_product or matmul");
+                 "parameters['engine_primitive'] 'x' must be auto, inner_product or matmul");
+  EXPECT_REFUSED(R"(parameters { key: "weights_precision" value { string_value: "fp16" } })",
+                 "parameters['weights_precision'] 'fp16' must be fp32 or bf16");
   EXPECT_REFUSED(R"(parameters { key: "batch_execution" value { string_value: "gpu" } })",
                  "parameters['batch_execution'] 'gpu' must be auto, caller or workers");
 }
