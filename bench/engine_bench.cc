@@ -1,7 +1,11 @@
 // engine_bench: single-thread throughput of selu::core::MlpEngine against
 // baselines measured in the same process.
 //
-//   BM_Engine/<model>/<batch>/<ip|matmul>     MlpEngine::Run on one warmed workspace
+//   BM_Engine/<model>/<batch>/<ip|matmul|auto>[_bf16]
+//                                             MlpEngine::Run on one warmed workspace, with
+//                                             EnginePrimitive kInnerProduct|kMatmul|kAuto and
+//                                             fp32 (no suffix) or bf16 weights (_bf16; only
+//                                             where the CPU has native bf16)
 //   BM_BareOneDnn/<model>/<batch>/<ip|matmul> hand-written oneDNN chain (bare_onednn_mlp.h)
 //   BM_Naive/<model>/<batch>                  triple loop + scalar SELU (bench_models.h)
 //   BM_Sgemm/<n>                              dnnl_sgemm n×n×n: the measured fp32 peak
@@ -13,7 +17,8 @@
 // Every benchmark reports items_per_second (rows/s) and the rate counter
 // GFLOP (shown as GFLOP=…/s: 2·rows·Σ in·out per iteration, per second). Before timing anything,
 // the engine's output is checked against the bare chain (max |Δ| ≤ 1e-4) and the naive loop (≤
-// 1e-3) for every model, batch size and primitive; a mismatch aborts. bench/run_engine_bench.sh
+// 1e-3) for every model, batch size and primitive (auto: against inner product, ≤ 1e-4; bf16:
+// against the fp32 engine, ≤ kBf16Tolerance); a mismatch aborts. bench/run_engine_bench.sh
 // runs this and bench/report.py makes the table.
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -40,6 +45,7 @@ namespace {
 
 using core::EnginePrimitive;
 using core::MlpEngine;
+using core::WeightsPrecision;
 
 constexpr uint32_t kWeightSeed = 20170608;  // SNN paper's arXiv date
 constexpr uint32_t kInputSeed = 42;
@@ -48,8 +54,14 @@ constexpr int64_t kMaxBatch = 512;
 constexpr int64_t kNaiveMaxBatchBig = 32;
 constexpr EnginePrimitive kPrimitives[] = {EnginePrimitive::kInnerProduct,
                                            EnginePrimitive::kMatmul};
+constexpr EnginePrimitive kEnginePrimitives[] = {EnginePrimitive::kInnerProduct,
+                                                 EnginePrimitive::kMatmul, EnginePrimitive::kAuto};
 constexpr double kBareTolerance = 1e-4;
 constexpr double kNaiveTolerance = 1e-3;
+// bf16 weights vs fp32 (max abs): LeCun-normal layers of width ≤ 1024 with
+// outputs of order 1 are off by ≈ 2^-8 per layer with random-sign rounding
+// errors; five layers stay well under this.
+constexpr double kBf16Tolerance = 0.1;
 
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "engine_bench: FATAL: %s\n", message.c_str());
@@ -58,11 +70,32 @@ constexpr double kNaiveTolerance = 1e-3;
 }
 
 const char* PrimitiveName(EnginePrimitive p) {
-  return p == EnginePrimitive::kInnerProduct ? "ip" : "matmul";
+  switch (p) {
+    case EnginePrimitive::kInnerProduct:
+      return "ip";
+    case EnginePrimitive::kMatmul:
+      return "matmul";
+    case EnginePrimitive::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+std::string VariantName(EnginePrimitive p, WeightsPrecision w) {
+  return std::string(PrimitiveName(p)) + (w == WeightsPrecision::kBf16 ? "_bf16" : "");
+}
+
+std::vector<WeightsPrecision> Precisions() {
+  if (core::CpuHasBf16()) return {WeightsPrecision::kFp32, WeightsPrecision::kBf16};
+  return {WeightsPrecision::kFp32};
+}
+
+int VariantIndex(EnginePrimitive p, WeightsPrecision w) {
+  return static_cast<int>(p) + (w == WeightsPrecision::kBf16 ? 3 : 0);
 }
 
 // One model with its spec, input, output buffer and (lazily) one engine and
-// one workspace per primitive. Lives for the whole run.
+// one workspace per primitive and weight precision. Lives for the whole run.
 struct ModelState {
   const BenchModel* def = nullptr;
   bool overhead_only = false;  // tiny model: batch 1 only, no naive loop
@@ -70,16 +103,17 @@ struct ModelState {
   double flops_per_row = 0;
   std::vector<float> input;   // kMaxBatch rows
   std::vector<float> output;  // kMaxBatch rows
-  std::unique_ptr<MlpEngine> engines[2];
+  std::unique_ptr<MlpEngine> engines[6];
   // Whatever owning pointer CreateWorkspace() returns.
   using WorkspacePtr = decltype(std::declval<const MlpEngine&>().CreateWorkspace());
-  WorkspacePtr workspaces[2];
+  WorkspacePtr workspaces[6];
 
-  MlpEngine& Engine(EnginePrimitive p) {
-    const int i = int(p == EnginePrimitive::kMatmul);
+  MlpEngine& Engine(EnginePrimitive p, WeightsPrecision w = WeightsPrecision::kFp32) {
+    const int i = VariantIndex(p, w);
     if (!engines[i]) {
       core::MlpEngineOptions options;
       options.primitive = p;
+      options.weights = w;
       options.threads_per_call = 1;
       auto engine = MlpEngine::Create(spec, options);
       if (!engine.ok()) Die("MlpEngine::Create(" + def->name + "): " + engine.status().ToString());
@@ -88,9 +122,9 @@ struct ModelState {
     }
     return *engines[i];
   }
-  MlpEngine::Workspace& Workspace(EnginePrimitive p) {
-    Engine(p);
-    return *workspaces[int(p == EnginePrimitive::kMatmul)];
+  MlpEngine::Workspace& Workspace(EnginePrimitive p, WeightsPrecision w = WeightsPrecision::kFp32) {
+    Engine(p, w);
+    return *workspaces[VariantIndex(p, w)];
   }
 };
 
@@ -143,9 +177,10 @@ void SetCounters(benchmark::State& state, const ModelState& m, int64_t rows) {
   state.counters["rows"] = double(rows);
 }
 
-void BM_Engine(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p) {
-  MlpEngine& engine = m->Engine(p);
-  MlpEngine::Workspace& ws = m->Workspace(p);
+void BM_Engine(benchmark::State& state, ModelState* m, int64_t rows, EnginePrimitive p,
+               WeightsPrecision w) {
+  MlpEngine& engine = m->Engine(p, w);
+  MlpEngine::Workspace& ws = m->Workspace(p, w);
   WarmupOrDie(engine, rows);
   const float* in = m->input.data();
   float* out = m->output.data();
@@ -261,6 +296,35 @@ double MaxAbsDiff(const float* a, const float* b, size_t n, size_t* where) {
   return worst;
 }
 
+// kAuto against the fp32 inner product, bf16 weights against fp32.
+void VerifyVariantsOrDie(ModelState& m, int64_t rows) {
+  const size_t n = size_t(rows * m.spec.output_features);
+  std::vector<float> want(n, NAN);
+  if (!m.Engine(EnginePrimitive::kInnerProduct)
+           .Run(m.Workspace(EnginePrimitive::kInnerProduct), m.input.data(), rows, want.data())
+           .ok()) {
+    Die("Run failed");
+  }
+  for (WeightsPrecision w : Precisions()) {
+    for (EnginePrimitive p : kEnginePrimitives) {
+      if (w == WeightsPrecision::kFp32 && p != EnginePrimitive::kAuto) continue;
+      std::vector<float> got(n, NAN);
+      core::Status s = m.Engine(p, w).Run(m.Workspace(p, w), m.input.data(), rows, got.data());
+      if (!s.ok()) Die("Run: " + s.ToString());
+      const std::string what =
+          m.def->name + " batch " + std::to_string(rows) + " " + VariantName(p, w);
+      const double tolerance = w == WeightsPrecision::kBf16 ? kBf16Tolerance : kBareTolerance;
+      size_t at;
+      const double d = MaxAbsDiff(got.data(), want.data(), n, &at);
+      if (d > tolerance) {
+        Die(what + ": differs from the fp32 inner product by " + std::to_string(d) + " at " +
+            std::to_string(at));
+      }
+      std::fprintf(stderr, "verified %-22s max|variant-fp32 ip| %.2e\n", what.c_str(), d);
+    }
+  }
+}
+
 // Engine vs bare chain vs naive loop for every model × batch × primitive.
 void VerifyOrDie() {
   for (auto& m : Models()) {
@@ -294,6 +358,7 @@ void VerifyOrDie() {
         std::fprintf(stderr, "verified %-22s max|engine-bare| %.2e  max|engine-naive| %.2e\n",
                      what.c_str(), d_bare, d_naive);
       }
+      VerifyVariantsOrDie(*m, rows);
     }
   }
 }
@@ -302,10 +367,16 @@ void RegisterAll() {
   for (auto& m : Models()) {
     for (int64_t rows : kBatchSizes) {
       if (m->overhead_only && rows != 1) continue;
+      for (WeightsPrecision w : Precisions()) {
+        for (EnginePrimitive p : kEnginePrimitives) {
+          const std::string name =
+              "BM_Engine/" + m->def->name + "/" + std::to_string(rows) + "/" + VariantName(p, w);
+          benchmark::RegisterBenchmark(name.c_str(), BM_Engine, m.get(), rows, p, w);
+        }
+      }
       for (EnginePrimitive p : kPrimitives) {
         const std::string suffix =
             m->def->name + "/" + std::to_string(rows) + "/" + PrimitiveName(p);
-        benchmark::RegisterBenchmark(("BM_Engine/" + suffix).c_str(), BM_Engine, m.get(), rows, p);
         benchmark::RegisterBenchmark(("BM_BareOneDnn/" + suffix).c_str(), BM_BareOneDnn, m.get(),
                                      rows, p);
         if (p == EnginePrimitive::kInnerProduct) {

@@ -11,6 +11,11 @@ Every speed is a ratio against a baseline measured in the same run:
   %peak      the faster engine primitive's GFLOP/s over the best dnnl_sgemm
              GFLOP/s of the run (target for big at batch >= 128: >= 80 %)
 
+A second table compares the engine's variants (when the run has them):
+  auto/best      EnginePrimitive::kAuto over the faster of ip and matmul (fp32)
+  bf16/fp32 ...  bf16 weights over fp32 weights with the same primitive choice
+  bf16 best/fp32 best  the faster bf16 variant over the faster fp32 one
+
 For each benchmark the best repetition is used (least time per iteration): on
 a shared machine the other processes only ever make a run slower. --basis cpu
 (default) uses this thread's CPU time, which leaves out the time the thread was
@@ -87,6 +92,37 @@ def fmt_ratio(x, target=None):
     return s + " !" if target is not None and x < target else s
 
 
+def print_table(header, rows):
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def variant_rows(points, rate):
+    """auto vs the faster of ip/matmul, and bf16 over fp32, per model x batch."""
+    header = ["model", "batch", "auto rows/s", "auto/best", "bf16 ip/fp32 ip",
+              "bf16 mm/fp32 mm", "bf16 auto/fp32 auto", "bf16 best/fp32 best"]
+    rows = []
+    for model, batch in points:
+        e = {v: rate("BM_Engine/%s/%d/%s" % (model, batch, v), batch)
+             for v in ("ip", "matmul", "auto", "ip_bf16", "matmul_bf16", "auto_bf16")}
+        if e["auto"] is None:
+            continue
+        div = lambda a, b: a / b if a and b else None
+        best32 = max([e[v] for v in ("ip", "matmul") if e[v]], default=None)
+        best16 = max([e[v] for v in ("ip_bf16", "matmul_bf16", "auto_bf16") if e[v]],
+                     default=None)
+        rows.append([model, str(batch), fmt_rate(e["auto"]), fmt_ratio(div(e["auto"], best32)),
+                     fmt_ratio(div(e["ip_bf16"], e["ip"])),
+                     fmt_ratio(div(e["matmul_bf16"], e["matmul"])),
+                     fmt_ratio(div(e["auto_bf16"], e["auto"])),
+                     fmt_ratio(div(best16, max(best32 or 0, e["auto"]) or None))])
+    return (header, rows) if rows else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("engine_json")
@@ -141,12 +177,11 @@ def main():
                      "%.1f" % gf if gf else "-",
                      ("%.0f%%" % (100 * pct)) if pct is not None else "-"])
 
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    print_table(header, rows)
+    variants = variant_rows(points, rate)
+    if variants:
+        print()
+        print_table(*variants)
     print()
     print("time basis: %s time, best of the repetitions of each benchmark" % args.basis)
     if sgemm:

@@ -209,6 +209,51 @@ TEST_P(BundledModelTest, ReferenceStatsMatchLayers) {
   }
 }
 
+// bf16 weights on the held-out rows: accuracy next to fp32's, and how far
+// the probabilities move. The model is 64→256→256→256→10 with Softmax; by
+// parity_bf16_test.cc's bound (2^-6·√L·S, L = 4, S = 1) the probabilities
+// move by at most 2^-5; a near-tie may flip, so accuracy may drop by at
+// most 1 % of the rows (3 of 360) below fp32's.
+TEST(BundledModelBf16Test, AccuracyNextToFp32) {
+  if (!core::CpuHasBf16()) GTEST_SKIP() << "no native bf16 here (" << core::CpuIsaName() << ")";
+  ASSERT_FALSE(SourceDir().empty()) << "SELU_SOURCE_DIR is not set (run through ctest)";
+  auto spec = core::LoadOnnxModelFromFile((ModelDir() / "1" / "model.onnx").string());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  HeldOut heldout;
+  ASSERT_TRUE(ReadHeldOut(ModelDir() / "heldout.csv", &heldout));
+  const int64_t rows = heldout.rows();
+  auto classify = [&](core::WeightsPrecision w, std::vector<float>* probs) {
+    auto engine = MlpEngine::Create(*spec, {.weights = w});
+    EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+    if (!engine.ok()) return -1.0;
+    const int64_t classes = (*engine)->output_features();
+    probs->assign(static_cast<size_t>(rows * classes), NAN);
+    EXPECT_TRUE((*engine)->Run(heldout.pixels.data(), rows, probs->data()).ok());
+    int64_t correct = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* p = probs->data() + r * classes;
+      if (std::max_element(p, p + classes) - p == heldout.labels[r]) ++correct;
+    }
+    return static_cast<double>(correct) / static_cast<double>(rows);
+  };
+  std::vector<float> p32, p16;
+  const double acc32 = classify(core::WeightsPrecision::kFp32, &p32);
+  const double acc16 = classify(core::WeightsPrecision::kBf16, &p16);
+  ASSERT_EQ(p32.size(), p16.size());
+  double max_diff = 0.0;
+  for (size_t i = 0; i < p32.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(double(p16[i]) - double(p32[i])));
+  }
+  std::printf(
+      "[bundled] digits_snn held-out accuracy fp32 %.4f bf16 %.4f (%lld rows), "
+      "max |p_bf16 - p_fp32| %.3e\n",
+      acc32, acc16, static_cast<long long>(rows), max_diff);
+  EXPECT_LE(max_diff, 1.0 / 32);
+  EXPECT_GT(max_diff, 0.0) << "bf16 weights gave fp32's exact probabilities";
+  EXPECT_GE(acc16, acc32 - 0.01);
+  EXPECT_GE(acc16, kMinAccuracy);
+}
+
 INSTANTIATE_TEST_SUITE_P(Primitives, BundledModelTest,
                          testing::Values(EnginePrimitive::kInnerProduct, EnginePrimitive::kMatmul),
                          [](const testing::TestParamInfo<EnginePrimitive>& info) {

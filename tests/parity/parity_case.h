@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,28 @@
 #include <vector>
 
 namespace selu::parity {
+
+// Where the cases are ($SELU_PARITY_DIR, set by ctest); empty when unset.
+inline std::filesystem::path ParityDir() {
+  const char* dir = std::getenv("SELU_PARITY_DIR");
+  return dir == nullptr ? std::filesystem::path() : std::filesystem::path(dir);
+}
+
+// Sorted names of the case folders (those holding case.json).
+inline std::vector<std::string> ListCaseNames() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> names;
+  const fs::path dir = ParityDir();
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) return names;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_directory() && fs::exists(entry.path() / "case.json")) {
+      names.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 // One case folder: model.onnx, input.bin, expected.bin, case.json.
 struct ParityCase {

@@ -73,26 +73,6 @@ const std::set<std::string>& ExpectedCaseNames() {
   return names;
 }
 
-fs::path ParityDir() {
-  const char* dir = std::getenv("SELU_PARITY_DIR");
-  return dir == nullptr ? fs::path() : fs::path(dir);
-}
-
-// Sorted names of the case folders (those holding case.json).
-std::vector<std::string> ListCaseNames() {
-  std::vector<std::string> names;
-  const fs::path dir = ParityDir();
-  std::error_code ec;
-  if (dir.empty() || !fs::is_directory(dir, ec)) return names;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_directory() && fs::exists(entry.path() / "case.json")) {
-      names.push_back(entry.path().filename().string());
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 const char* PrimitiveName(EnginePrimitive p) {
   return p == EnginePrimitive::kInnerProduct ? "InnerProduct" : "Matmul";
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "server/core/engine/mlp_engine.h"
@@ -79,8 +80,8 @@ std::vector<float> RunOrDie(const MlpEngine& engine, MlpEngine::Workspace& ws,
   return y;
 }
 
-// 512 wide: kAuto's rule runs these layers as matmuls at small batches and
-// as inner products at large ones.
+// 512 wide: with bf16 weights kAuto's rule runs these layers as matmuls at
+// batches 8-64 and as inner products otherwise.
 const std::vector<int64_t> kWide = {512, 512, 512, 16};
 
 // Error bound for kWide in bf16 (as graph_engine_test.cc derives it): a layer
@@ -90,31 +91,50 @@ const std::vector<int64_t> kWide = {512, 512, 512, 16};
 // all-one-sign bound, and far above fp32's 1e-4.
 constexpr double kWideBf16Tolerance = 0.05;
 
+// kAuto switches primitives by batch size on one weight copy (a matmul's
+// layout made from the inner product's, or the other way round): at every
+// size it gives exactly what the engine forced to the chosen primitive gives.
 TEST(AutoPrimitiveTest, OneWeightCopyServesBothPrimitivesExactly) {
+  if (!CpuHasBf16()) GTEST_SKIP() << "kAuto switches only for bf16 weights";
   const ModelSpec spec = WideModel(kWide, 1);
-  auto engine = MlpEngine::Create(spec, {.primitive = EnginePrimitive::kAuto});
-  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-  auto ws = (*engine)->CreateWorkspace();
-  // Matmul at 1 (built first, so the inner product's layout is made from the
-  // matmul's), inner product at 64, then both again from the cache.
-  for (int64_t rows : {1, 64, 2, 300, 1, 8, 9}) {
+  const MlpEngineOptions bf16{.weights = WeightsPrecision::kBf16};
+  auto make = [&](EnginePrimitive p) {
+    MlpEngineOptions o = bf16;
+    o.primitive = p;
+    auto e = MlpEngine::Create(spec, o);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return std::move(e).value();
+  };
+  auto autos = make(EnginePrimitive::kAuto);
+  auto ip = make(EnginePrimitive::kInnerProduct);
+  auto mm = make(EnginePrimitive::kMatmul);
+  auto ws = autos->CreateWorkspace(), ws_ip = ip->CreateWorkspace(), ws_mm = mm->CreateWorkspace();
+  int switched = 0;
+  // Inner product first (so the matmul's layout is made from its), then
+  // matmul sizes, then both again from the cache.
+  for (int64_t rows : {1, 16, 300, 8, 64, 1, 9}) {
     const auto x = Input(rows, kWide.front(), uint32_t(rows));
-    EXPECT_LE(MaxAbsError(RunOrDie(**engine, *ws, x, rows), Reference(spec, x, rows)), 1e-4)
-        << "rows=" << rows;
+    const bool matmul = AutoPicksMatmul(rows, 512, 512, WeightsPrecision::kBf16);
+    switched += matmul;
+    const auto want = matmul ? RunOrDie(*mm, *ws_mm, x, rows) : RunOrDie(*ip, *ws_ip, x, rows);
+    EXPECT_EQ(RunOrDie(*autos, *ws, x, rows), want) << "rows=" << rows << " matmul=" << matmul;
   }
+  EXPECT_GT(switched, 0);
+  EXPECT_LT(switched, 7);
 }
 
 TEST(AutoPrimitiveTest, RuleIsAPureFunctionOfShapes) {
-  for (WeightsPrecision w : {WeightsPrecision::kFp32, WeightsPrecision::kBf16}) {
-    // Narrow layers: the inner product at every batch size.
-    for (int64_t rows : {1, 8, 64, 512}) {
-      EXPECT_FALSE(AutoPicksMatmul(rows, 64, 256, w)) << rows;
-      EXPECT_FALSE(AutoPicksMatmul(rows, 256, 10, w)) << rows;
-    }
-    EXPECT_TRUE(AutoPicksMatmul(1, 1024, 1024, w));
-    EXPECT_FALSE(AutoPicksMatmul(512, 1024, 1024, w));
-    EXPECT_EQ(AutoPicksMatmul(4, 1024, 1024, w), AutoPicksMatmul(4, 1024, 1024, w));
+  for (int64_t rows : {1, 8, 32, 64, 128, 512}) {
+    // fp32: the inner product everywhere (bench/README.md).
+    EXPECT_FALSE(AutoPicksMatmul(rows, 1024, 1024, WeightsPrecision::kFp32)) << rows;
+    EXPECT_FALSE(AutoPicksMatmul(rows, 64, 256, WeightsPrecision::kFp32)) << rows;
+    // bf16: narrow layers stay inner products.
+    EXPECT_FALSE(AutoPicksMatmul(rows, 256, 256, WeightsPrecision::kBf16)) << rows;
   }
+  EXPECT_FALSE(AutoPicksMatmul(1, 1024, 1024, WeightsPrecision::kBf16));
+  EXPECT_TRUE(AutoPicksMatmul(8, 1024, 1024, WeightsPrecision::kBf16));
+  EXPECT_TRUE(AutoPicksMatmul(32, 1024, 1024, WeightsPrecision::kBf16));
+  EXPECT_FALSE(AutoPicksMatmul(128, 1024, 1024, WeightsPrecision::kBf16));
 }
 
 class Bf16EngineTest : public ::testing::TestWithParam<EnginePrimitive> {
