@@ -35,7 +35,6 @@
 
 namespace {
 
-using selu::core::EnginePrimitive;
 using selu::core::MlpEngine;
 
 int Fail(const std::string& what) {
@@ -62,14 +61,17 @@ bool ReadFloats(const std::string& path, std::vector<float>& values) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, input_path, output_path, primitive = "inner_product";
+  std::string model_path, input_path, output_path, primitive = "auto", weights = "fp32";
   CLI::App app{"onnx_engine_bench: MlpEngine::Run on an ONNX file, timed on request (stdin)"};
   app.add_option("--model", model_path, "ONNX file")->required();
   app.add_option("--input-file", input_path, "float32 rows to compute and time on")->required();
   app.add_option("--output-file", output_path, "where the outputs of every input row go")
       ->required();
   app.add_option("--primitive", primitive, "oneDNN primitive per layer (selu-serve's default)")
-      ->check(CLI::IsMember({"inner_product", "matmul"}))
+      ->check(CLI::IsMember({"auto", "inner_product", "matmul"}))
+      ->capture_default_str();
+  app.add_option("--weights-precision", weights, "how the layers store their weights")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -77,8 +79,8 @@ int main(int argc, char** argv) {
   auto spec = selu::core::LoadOnnxModelFromFile(model_path);
   if (!spec.ok()) return Fail(model_path + ": " + spec.status().message());
   selu::core::MlpEngineOptions options;
-  options.primitive =
-      primitive == "matmul" ? EnginePrimitive::kMatmul : EnginePrimitive::kInnerProduct;
+  options.primitive = *selu::core::EnginePrimitiveFromName(primitive);
+  options.weights = *selu::core::WeightsPrecisionFromName(weights);
   auto created = MlpEngine::Create(std::move(*spec), options);
   if (!created.ok()) return Fail(model_path + ": " + created.status().message());
   const MlpEngine& engine = **created;
@@ -104,9 +106,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "{\"ready\": true, \"input_features\": %lld, \"output_features\": %lld, "
-      "\"isa\": \"%s\"}\n",
+      "\"isa\": \"%s\", \"weights\": \"%s\", \"primitive\": \"%s\"}\n",
       static_cast<long long>(in_width), static_cast<long long>(out_width),
-      selu::core::CpuIsaName().c_str());
+      selu::core::CpuIsaName().c_str(), weights.c_str(), primitive.c_str());
   std::fflush(stdout);
 
   std::string line;

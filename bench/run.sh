@@ -19,7 +19,9 @@
 #   TARGETS      filter, any of echo-unary echo-stream selu-unary selu-stream python node
 #                selu-nomon [all]  (selu-nomon: selu-serve with --monitor-sample-rate 0)
 #   ENGINE       1: run the engine comparison [1]   ENGINE_ROUNDS* [5; 1]  ENGINE_SECONDS* [0.3; 0.1]
-#   ENGINE_BATCHES* ["1,8,32,128,512"; "1,8"]     STARTUP  1: ready time and RSS [1]
+#   ENGINE_BATCHES* ["1,8,32,128,512"; "1,8"]
+#   ENGINE_BF16  1: the engine comparison again with bf16 weights (ORT stays fp32), when
+#                the CPU has native bf16 (avx512_bf16 or amx_bf16) [1]     STARTUP  1: ready time and RSS [1]
 #   SKIP_BUILD   1: use the binaries as they are [0]
 # Writes $OUT/runs.jsonl (one line per measured run), $OUT/engine.json, $OUT/startup.json
 # and $OUT/bench-results.json (everything, aggregated, with the machine and versions),
@@ -38,6 +40,7 @@ CONNECTIONS=${CONNECTIONS:-"1:1 16:4 64:4"}
 MODELS=${MODELS:-$(q "digits_snn big_snn" "digits_snn")}
 TARGETS=${TARGETS:-"echo-unary echo-stream selu-unary selu-stream python node selu-nomon"}
 ENGINE=${ENGINE:-1}
+ENGINE_BF16=${ENGINE_BF16:-1}
 ENGINE_ROUNDS=${ENGINE_ROUNDS:-$(q 5 1)}
 ENGINE_SECONDS=${ENGINE_SECONDS:-$(q 0.3 0.1)}
 ENGINE_BATCHES=${ENGINE_BATCHES:-$(q 1,8,32,128,512 1,8)}
@@ -251,6 +254,17 @@ if [[ $ENGINE == 1 ]]; then
   node bench/peers/ort_engine_bench.js --engine-bin "$BUILD/bench/onnx_engine_bench" \
     --models "$MODELS_DIR/models.json" --out "$OUT/engine.json" --batches "$ENGINE_BATCHES" \
     --rounds "$ENGINE_ROUNDS" --seconds "$ENGINE_SECONDS"
+  if [[ $ENGINE_BF16 == 1 ]]; then
+    if grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+      say "engine with bf16 weights vs onnxruntime-node fp32"
+      node bench/peers/ort_engine_bench.js --engine-bin "$BUILD/bench/onnx_engine_bench" \
+        --models "$MODELS_DIR/models.json" --out "$OUT/engine_bf16.json" \
+        --batches "$ENGINE_BATCHES" --rounds "$ENGINE_ROUNDS" --seconds "$ENGINE_SECONDS" \
+        --weights bf16
+    else
+      say "note: no native bf16 on this CPU: the bf16 engine comparison is skipped"
+    fi
+  fi
 fi
 
 # ---- selu-serve alone: time to ready, resident size serving digits_snn

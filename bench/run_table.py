@@ -56,7 +56,7 @@ def aggregate_runs(runs):
     return cells
 
 
-def ratios_and_targets(cells, engine, startup):
+def ratios_and_targets(cells, engine, startup, engine_bf16=None):
     by = {(c["tool"], c["model"], c["concurrency"], c["target"]): c for c in cells}
     ratios, targets = [], []
     for tool, model, conc in sorted({k[:3] for k in by}):
@@ -81,6 +81,10 @@ def ratios_and_targets(cells, engine, startup):
         goal = 1.2 if r["batch"] >= 8 else 1.0
         targets.append({"what": "engine/ORT %s batch %d" % (r["model"], r["batch"]),
                         "value": r["ratio"], "goal": ">= %g" % goal, "met": r["ratio"] >= goal})
+    for r in (engine_bf16 or {}).get("rows", []):
+        if r["model"] == "big_snn" and r["batch"] == 1:
+            targets.append({"what": "engine bf16 / ORT fp32 big_snn batch 1", "value": r["ratio"],
+                            "goal": ">= 1.6", "met": r["ratio"] >= 1.6})
     if startup:
         targets.append({"what": "time to ready (worst of %d starts), ms" % len(startup["ready_ms"]),
                         "value": startup["ready_ms_max"], "goal": "<= 300",
@@ -129,11 +133,14 @@ def render(doc):
         parts.append(table(["tool", "model", "c"] + names,
                            [[r["tool"], r["model"], r["concurrency"]] + [fmt(r.get(n)) for n in names]
                             for r in doc["ratios"]]))
-    engine = doc.get("engine")
-    if engine:
-        parts.append("\nEngine vs ONNX Runtime (onnxruntime-node %s), fp32, 1 thread, %s, "
-                     "%d rounds of %.2f s:\n" % (engine["onnxruntime_node"], engine["statistic"],
-                                                 engine["rounds"], engine["seconds_per_run"]))
+    for key, weights in (("engine", "fp32"), ("engine_bf16", "bf16 weights (ORT fp32)")):
+        engine = doc.get(key)
+        if not engine:
+            continue
+        parts.append("\nEngine vs ONNX Runtime (onnxruntime-node %s), %s, 1 thread, %s, "
+                     "%d rounds of %.2f s:\n" % (engine["onnxruntime_node"], weights,
+                                                 engine["statistic"], engine["rounds"],
+                                                 engine["seconds_per_run"]))
         parts.append(table(
             ["model", "batch", "engine rows/s", "ORT rows/s", "engine/ORT", "median ratio",
              "engine µs/call", "ORT µs/call", "Node+ORT Identity µs/call"],
@@ -170,9 +177,10 @@ def collect(args):
     with open(os.path.join(out, "runs.jsonl")) as f:
         runs = [json.loads(line) for line in f if line.strip()]
     engine = load_optional(os.path.join(out, "engine.json"))
+    engine_bf16 = load_optional(os.path.join(out, "engine_bf16.json"))
     startup = load_optional(os.path.join(out, "startup.json"))
     cells = aggregate_runs(runs)
-    ratios, targets = ratios_and_targets(cells, engine, startup)
+    ratios, targets = ratios_and_targets(cells, engine, startup, engine_bf16)
     versions = dict(v.split("=", 1) for v in args.versions)
     if engine:
         versions["onnxruntime-node"] = engine["onnxruntime_node"]
@@ -183,7 +191,7 @@ def collect(args):
                 versions[name] = packages["node_modules/" + name]["version"]
     doc = {"machine": args.machine, "cpus": os.cpu_count(), "settings": args.settings,
            "versions": versions, "runs": runs, "cells": cells, "ratios": ratios,
-           "engine": engine, "startup": startup, "targets": targets}
+           "engine": engine, "engine_bf16": engine_bf16, "startup": startup, "targets": targets}
     with open(os.path.join(out, "bench-results.json"), "w") as f:
         json.dump(doc, f, indent=1)
     return doc

@@ -1,14 +1,17 @@
 // Engine-only comparison: selu-serve's MlpEngine (bench/onnx_engine_bench, driven
 // over its stdin) against ONNX Runtime through onnxruntime-node, on the same ONNX
-// files, single-threaded, fp32. Run by bench/run.sh.
+// files, single-threaded; ORT in fp32, the engine with fp32 or (--weights bf16) bf16
+// weights. Run by bench/run.sh.
 //
 //   NODE_PATH=.../node_modules node bench/peers/ort_engine_bench.js \
 //     --engine-bin build/release/bench/onnx_engine_bench --models models.json \
 //     --out engine.json [--names digits_snn,tiny_snn,big_snn] [--batches 1,8,32,128,512] \
-//     [--rounds 5] [--seconds 0.3]
+//     [--rounds 5] [--seconds 0.3] [--weights fp32|bf16]
 //
 // For each model: the same seeded input rows go to both; the outputs of all rows must
-// agree (max abs diff < 1e-4) before anything is timed, else the script exits 1. Then,
+// agree before anything is timed (max abs diff < 1e-4 with fp32 weights; with bf16 weights
+// < 2^-6 * 4 * max(1, max |y|), the engine's bf16 bound for up to 16 dense layers,
+// tests/parity/parity_bf16_test.cc), else the script exits 1. Then,
 // round by round and cell by cell, the engine and ORT alternate (ABAB...), each running
 // back-to-back calls of one batch size for --seconds of wall time. The best round of each
 // counts (on a shared machine other processes only ever slow a run down); the median is
@@ -26,7 +29,7 @@ const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
   const args = {names: 'digits_snn,tiny_snn,big_snn', batches: '1,8,32,128,512', rounds: 5,
-                seconds: 0.3};
+                seconds: 0.3, weights: 'fp32'};
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '').replace(/-(.)/g, (_, c) => c.toUpperCase());
     if (argv[i + 1] === undefined) throw new Error(`${argv[i]} needs a value`);
@@ -38,6 +41,7 @@ function parseArgs(argv) {
   args.batches = String(args.batches).split(',').map(Number);
   args.rounds = Number(args.rounds);
   args.seconds = Number(args.seconds);
+  if (!['fp32', 'bf16'].includes(args.weights)) throw new Error('--weights must be fp32 or bf16');
   return args;
 }
 
@@ -113,7 +117,7 @@ async function benchModel(args, name, model, identity) {
   fs.writeFileSync(inFile, Buffer.from(input.buffer));
   const engine = new EngineProcess(args.engineBin,
                                    ['--model', model.file, '--input-file', inFile,
-                                    '--output-file', outFile]);
+                                    '--output-file', outFile, '--weights-precision', args.weights]);
   const ready = await engine.next();
   const sess = await session(model.file);
   const idSess = await session(identity.file);
@@ -127,8 +131,15 @@ async function benchModel(args, name, model, identity) {
     throw new Error(`${name}: engine gave ${engOut.length} values, ORT ${ortOut.length}`);
   }
   let maxDiff = 0;
-  for (let i = 0; i < engOut.length; i++) maxDiff = Math.max(maxDiff, Math.abs(engOut[i] - ortOut[i]));
-  if (!(maxDiff < 1e-4)) throw new Error(`${name}: engine and ORT differ by ${maxDiff} (>= 1e-4)`);
+  let maxOut = 0;
+  for (let i = 0; i < engOut.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(engOut[i] - ortOut[i]));
+    maxOut = Math.max(maxOut, Math.abs(ortOut[i]));
+  }
+  const bound = args.weights === 'bf16' ? 2 ** -6 * 4 * Math.max(1, maxOut) : 1e-4;
+  if (!(maxDiff < bound)) {
+    throw new Error(`${name}: engine (${args.weights}) and ORT differ by ${maxDiff} (>= ${bound})`);
+  }
   console.error(`  ${name}: outputs agree (max abs diff ${maxDiff.toExponential(2)}), isa ${ready.isa}`);
 
   const cells = args.batches.map((batch) => ({batch, engine: [], ort: [], identity: []}));
@@ -142,7 +153,7 @@ async function benchModel(args, name, model, identity) {
   }
   engine.close();
   return cells.map((c) => ({
-    model: name, batch: c.batch, max_abs_diff: maxDiff, isa: ready.isa,
+    model: name, batch: c.batch, max_abs_diff: maxDiff, isa: ready.isa, weights: args.weights,
     engine_rows_per_s: best(c.engine), ort_rows_per_s: best(c.ort),
     engine_rows_per_s_median: median(c.engine), ort_rows_per_s_median: median(c.ort),
     ratio: best(c.engine) / best(c.ort),
@@ -167,7 +178,7 @@ async function main() {
   }
   const report = {
     onnxruntime_node: require('onnxruntime-node/package.json').version,
-    node: process.version, rounds: args.rounds, seconds_per_run: args.seconds,
+    node: process.version, weights: args.weights, rounds: args.rounds, seconds_per_run: args.seconds,
     statistic: 'best of rounds (median kept beside)', threads: 1, rows,
   };
   fs.writeFileSync(args.out, JSON.stringify(report, null, 1));
