@@ -39,6 +39,24 @@ bool IsPlainFileName(const std::string& name) {
          name.find_first_of(std::string_view("/\\\0", 3)) == std::string::npos;
 }
 
+// Triton reads label_filename relative to the model's folder; a path that
+// leaves it (absolute, or through "..") is refused here, one that leaves it
+// through a symlink when the labels load (classification.h).
+Status CheckLabelFilename(const std::string& name, const std::string& field) {
+  if (name.empty()) return OkStatus();
+  bool escapes = name.front() == '/' || name.find('\0') != std::string::npos;
+  for (size_t start = 0; !escapes && start <= name.size();) {
+    const size_t end = std::min(name.find('/', start), name.size());
+    if (name.compare(start, end - start, "..") == 0) escapes = true;
+    start = end + 1;
+  }
+  if (escapes) {
+    return InvalidArgumentError(field + ".label_filename '" + QuoteClientText(name) +
+                                "' must be a path inside the model folder (relative, no '..')");
+  }
+  return OkStatus();
+}
+
 StatusOr<VersionPolicy> ReadVersionPolicy(const inference::ModelConfig& config) {
   VersionPolicy policy;
   if (!config.has_version_policy()) return policy;
@@ -228,9 +246,7 @@ Status ReadTensors(const inference::ModelConfig& config, std::vector<std::string
     const inference::ModelOutput& output = config.output(i);
     const std::string field = "output[" + std::to_string(i) + "]";
     SELU_RETURN_IF_ERROR(CheckDimsValues(output.dims(), field));
-    if (!output.label_filename().empty()) {
-      Warn(warnings, field + ".label_filename is ignored: classification output is not supported");
-    }
+    SELU_RETURN_IF_ERROR(CheckLabelFilename(output.label_filename(), field));
   }
   return OkStatus();
 }

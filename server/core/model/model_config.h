@@ -88,12 +88,14 @@ StatusOr<inference::ModelConfig> ParseModelConfigJson(std::string_view json,
 // the model's folder name; an empty config name is fine, another one is
 // refused. max_batch_size 0 means "not set" (protobuf3 cannot tell it from
 // absent): the server's default applies; a negative value is refused.
-// Known-but-unused values produce warnings, not errors:
+// output[].label_filename must be a path inside the model folder (relative,
+// no ".." component); the file is read when a version loads
+// (classification.h). Known-but-unused values produce warnings, not errors:
 // dynamic_batching.preserve_ordering, default_queue_policy.timeout_action
 // DELAY and allow_timeout_override, input[].format, input[].optional,
-// output[].label_filename, instance_group[].gpus, instance_group[].name (other
-// than the model name, which CompleteModelConfig reports), and parameters with
-// keys other than engine_primitive and batch_execution.
+// instance_group[].gpus, instance_group[].name (other than the model name,
+// which CompleteModelConfig reports), and parameters with keys other than
+// engine_primitive and batch_execution.
 StatusOr<ModelConfigSettings> ReadModelConfigSettings(const inference::ModelConfig& config,
                                                       std::string_view model_name,
                                                       std::vector<std::string>* warnings);
@@ -129,7 +131,7 @@ struct EffectiveServing {
 // the effective values (and default_queue_policy max_queue_size /
 // default_timeout_microseconds); one instance group {name: model_name, kind:
 // KIND_CPU, count: instances}; parameters kept; default_model_filename kept
-// ("model.onnx" when empty).
+// ("model.onnx" when empty); an output's label_filename kept.
 inference::ModelConfig CompleteModelConfig(const inference::ModelConfig& given,
                                            std::string_view model_name, const ModelSpec& spec,
                                            const EffectiveServing& serving);

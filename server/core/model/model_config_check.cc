@@ -165,12 +165,16 @@ inference::ModelConfig CompleteModelConfig(const inference::ModelConfig& given,
     input->set_data_type(inference::TYPE_FP32);
     for (int64_t d : PortDims(port)) input->add_dims(d);
   }
+  const google::protobuf::RepeatedPtrField<inference::ModelOutput> given_outputs = config.output();
   config.clear_output();
   for (const TensorPort& port : Ports(spec, /*inputs=*/false)) {
     inference::ModelOutput* output = config.add_output();
     output->set_name(port.name);
     output->set_data_type(inference::TYPE_FP32);
     for (int64_t d : PortDims(port)) output->add_dims(d);
+    for (const inference::ModelOutput& listed : given_outputs) {
+      if (listed.name() == port.name) output->set_label_filename(listed.label_filename());
+    }
   }
 
   if (!config.has_version_policy() || config.version_policy().policy_choice_case() ==

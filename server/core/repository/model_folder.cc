@@ -145,6 +145,16 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
     }
   }
 
+  if (f.config_status.ok()) {
+    for (const inference::ModelOutput& output : f.config.output()) {
+      if (output.label_filename().empty()) continue;
+      struct stat st {};
+      FileStamp stamp;
+      if (::stat((dir / output.label_filename()).c_str(), &st) == 0) stamp = FileStamp::Of(st);
+      f.label_stamps += "|" + output.name() + "@" + stamp.Key();
+    }
+  }
+
   // The versions on disk, newest first. A folder that cannot be listed is an
   // error (what serves stays), not a folder without versions.
   fs::directory_iterator it(dir, ec);
@@ -184,7 +194,7 @@ ModelFolder ReadModelFolder(const std::string& root, const std::string& canonica
 
   f.fingerprint = f.config_status.ok() ? "ok" : f.config_status.message();
   if (override_config != nullptr) f.fingerprint += ConfigKey(*override_config);
-  f.fingerprint += "|" + config_stamp.Key();
+  f.fingerprint += "|" + config_stamp.Key() + f.label_stamps;
   for (const DiskVersion& d : f.versions) {
     f.fingerprint +=
         "|" + std::to_string(d.version) + "@" + d.stamp.Key() + "+" + d.reference_stamp.Key();

@@ -68,7 +68,10 @@ struct ModelFolder {
   ModelConfigSettings settings;
   std::vector<std::string> warnings;  // unused Triton fields, ...
   std::vector<DiskVersion> versions;  // newest first
-  std::string fingerprint;            // changes when any of the above may have
+  // Stamps of the outputs' label files (output[].label_filename): a new or
+  // changed label file reloads every version, as a changed config does.
+  std::string label_stamps;
+  std::string fingerprint;  // changes when any of the above may have
 };
 
 // Reads <root>/<name>. `canonical_root` is the root after symlinks;

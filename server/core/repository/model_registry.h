@@ -179,7 +179,7 @@ class ModelRegistry {
     std::shared_ptr<ServableModel> model;
     FileStamp stamp;            // of the model file loaded or tried
     FileStamp reference_stamp;  // of its reference_stats.json (size -1: none)
-    std::string config;         // serialized config it was loaded or tried with
+    std::string config;  // serialized config (and label file stamps) it was loaded or tried with
   };
   struct ModelEntry {
     std::string name;

@@ -149,7 +149,9 @@ Status ModelRegistry::Reconcile(const std::string& name, bool explicit_load,
   }
 
   const ModelServingOptions serving = ApplySettings(options_.serving, settings);
-  const std::string config_key = folder.have_config ? ConfigKey(folder.config) : std::string();
+  // The label files belong to the config: a changed one reloads the versions.
+  const std::string config_key =
+      (folder.have_config ? ConfigKey(folder.config) : std::string()) + folder.label_stamps;
   std::vector<VersionSlot> old = current ? current->versions : std::vector<VersionSlot>();
   auto find_old = [&](int64_t version) -> const VersionSlot* {
     for (const VersionSlot& slot : old) {

@@ -48,6 +48,13 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
     if (!checked.ok())
       return checked.WithPrefix("the configuration of '" + QuoteClientText(name) + "'");
   }
+  ClassLabels labels;
+  if (config != nullptr) {
+    auto loaded = ClassLabels::Load(
+        *config, std::filesystem::path(path).parent_path().parent_path().string(), *spec);
+    if (!loaded.ok()) return loaded.status();
+    labels = std::move(loaded).value();
+  }
   inference::ModelConfig served =
       CompleteModelConfig(config ? *config : inference::ModelConfig(), name, *spec,
                           EffectiveServing{
@@ -107,6 +114,7 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   model->version_string_ = std::to_string(version);
   model->path_ = path;
   model->config_ = std::move(served);
+  model->labels_ = std::move(labels);
   model->queue_timeout_ = options.default_queue_timeout;
   model->engine_ = std::move(shared_engine);
   model->batcher_ = std::move(batcher).value();

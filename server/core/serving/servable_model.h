@@ -15,6 +15,7 @@
 #include "proto/model_config.pb.h"
 #include "server/core/base/status.h"
 #include "server/core/engine/mlp_engine.h"
+#include "server/core/model/classification.h"
 #include "server/core/model/model_config.h"
 #include "server/core/model/model_spec.h"
 #include "server/core/model/onnx_model_loader.h"
@@ -47,8 +48,11 @@ struct ModelServingOptions {
 // configuration. Immutable but for its accepting flag.
 class ServableModel {
  public:
-  // Loads `path` (a model.onnx) and starts its batcher. `config` (may be
-  // null) is checked against the model and completed into config().
+  // Loads `path` (a model.onnx, <repository>/<model>/<version>/<file>) and
+  // starts its batcher. `config` (may be null) is checked against the model
+  // and completed into config(); its outputs' label files are read from the
+  // model folder (<repository>/<model>) into labels(): a missing or
+  // unreadable one fails the load.
   static StatusOr<std::shared_ptr<ServableModel>> Load(std::string name, int64_t version,
                                                        const std::string& path,
                                                        const ModelServingOptions& options,
@@ -64,6 +68,8 @@ class ServableModel {
   int64_t max_batch_size() const { return batcher_->options().max_batch_size; }
   // Triton's model configuration as served (the ModelConfig rpc).
   const inference::ModelConfig& config() const { return config_; }
+  // The class labels of its outputs (Triton's classification extension).
+  const ClassLabels& labels() const { return labels_; }
   // Queue time limit per request (0: none).
   std::chrono::microseconds queue_timeout() const { return queue_timeout_; }
   bool ready() const { return !draining_.load(std::memory_order_relaxed); }
@@ -89,6 +95,7 @@ class ServableModel {
   std::string version_string_;
   std::string path_;
   inference::ModelConfig config_;
+  ClassLabels labels_;
   std::chrono::microseconds queue_timeout_{0};
   std::shared_ptr<const MlpEngine> engine_;
   std::unique_ptr<ModelStats> stats_;      // declared before batcher_: outlives it

@@ -243,10 +243,15 @@ TEST(ModelConfigTest, KnownButUnusedValuesWarn) {
     parameters { key: "intra_op_thread_count" value { string_value: "4" } }
   )",
             &warnings);
-  const std::vector<std::string> fields = {
-      "input[0].format",        "input[0].optional",      "output[0].label_filename",
-      "instance_group[0].gpus", "instance_group[0].name", "dynamic_batching.preserve_ordering",
-      "timeout_action DELAY",   "allow_timeout_override", "parameters['intra_op_thread_count']"};
+  // output[0].label_filename is used (classification), so it does not warn.
+  const std::vector<std::string> fields = {"input[0].format",
+                                           "input[0].optional",
+                                           "instance_group[0].gpus",
+                                           "instance_group[0].name",
+                                           "dynamic_batching.preserve_ordering",
+                                           "timeout_action DELAY",
+                                           "allow_timeout_override",
+                                           "parameters['intra_op_thread_count']"};
   EXPECT_EQ(warnings.size(), fields.size()) << ::testing::PrintToString(warnings);
   for (const std::string& field : fields) {
     bool found = false;
@@ -254,6 +259,33 @@ TEST(ModelConfigTest, KnownButUnusedValuesWarn) {
     EXPECT_TRUE(found) << "no warning names " << field << ": "
                        << ::testing::PrintToString(warnings);
   }
+}
+
+TEST(ModelConfigTest, LabelFilenameMustStayInTheModelFolder) {
+  std::vector<std::string> warnings;
+  ReadOrDie(R"(output [ { name: "y" label_filename: "labels.txt" } ])", &warnings);
+  ReadOrDie(R"(output [ { name: "y" label_filename: "labels/digits..txt" } ])", &warnings);
+  EXPECT_THAT(warnings, IsEmpty());
+  EXPECT_REFUSED(R"(output [ { name: "y" label_filename: "/etc/passwd" } ])",
+                 "output[0].label_filename '/etc/passwd' must be a path inside the model folder");
+  EXPECT_REFUSED(R"(output [ { name: "y" }, { name: "z" label_filename: "../other/l.txt" } ])",
+                 "output[1].label_filename '../other/l.txt'");
+  EXPECT_REFUSED(R"(output [ { name: "y" label_filename: "a/../../l.txt" } ])",
+                 "output[0].label_filename");
+}
+
+TEST(ModelConfigTest, CompleteModelConfigKeepsLabelFilename) {
+  const inference::ModelConfig given =
+      ParseOrDie(R"(output [ { name: "y" data_type: TYPE_FP32 dims: [ 10 ] )"
+                 R"(label_filename: "labels.txt" } ])");
+  const inference::ModelConfig complete =
+      CompleteModelConfig(given, "m", TestSpec(), EffectiveServing());
+  ASSERT_EQ(complete.output_size(), 1);
+  EXPECT_EQ(complete.output(0).label_filename(), "labels.txt");
+  EXPECT_EQ(CompleteModelConfig(inference::ModelConfig(), "m", TestSpec(), EffectiveServing())
+                .output(0)
+                .label_filename(),
+            "");
 }
 
 TEST(ModelConfigTest, SyntaxErrorReportsLineAndColumn) {
