@@ -19,6 +19,17 @@
 // the engine writes packed answer rows that FinishInferResponse cuts into
 // the outputs.
 //
+// Classification (Triton's extension, server/core/model/classification.h):
+// a listed output with parameter "classification" (int64_param k ≥ 1, as
+// Triton's clients send it; uint64_param is taken too) comes back BYTES
+// [N, min(k, <its features>)], each row's k best classes as
+// "<score>:<index>[:<label>]" strings: in contents.bytes_contents when
+// typed, or raw as Triton serializes BYTES (per element a 4-byte
+// little-endian length, then the bytes). The engine then writes packed rows
+// for a one-output model too. Any other value of the parameter is
+// INVALID_ARGUMENT naming the output. Requests whose outputs carry no
+// parameters take the paths above unchanged.
+//
 // Thread safety: stateless functions.
 #pragma once
 
@@ -27,6 +38,7 @@
 
 #include "proto/grpc_service.pb.h"
 #include "server/core/base/status.h"
+#include "server/core/model/classification.h"
 #include "server/core/model/model_spec.h"
 
 namespace selu::grpc_transport {
@@ -46,18 +58,24 @@ core::Status DecodeInferInput(const inference::ModelInferRequest& request,
                               DecodedInput* out);
 
 // How the engine's answer reaches the response for a model with several
-// outputs (unused, and allocation-free, for a model with one).
+// outputs, or with classification (unused, and allocation-free, for a model
+// with one output and no classification). May be reused for another
+// request, of any model.
 struct PreparedOutputs {
   std::vector<float> packed;  // rows × output_features, written by the engine
   std::vector<int> ports;     // response output i is spec.outputs[ports[i]]
   int64_t rows = 0;
+  // Per response output, the classes its classification asks for (0: an
+  // FP32 tensor); empty when no output asks for classification.
+  std::vector<int64_t> classes;
 };
 
-// Fills the response's metadata and its FP32 output tensors for `rows` rows,
-// raw or typed as `raw` says, and returns where the engine must write the
-// packed answer rows: in the response for a model with one output, in
-// `prepared->packed` otherwise. INVALID_ARGUMENT if the request asks for an
-// output the model does not have (or, with several outputs, one twice).
+// Fills the response's metadata and its output tensors for `rows` rows, raw
+// or typed as `raw` says, and returns where the engine must write the packed
+// answer rows: in the response for a model with one output and no
+// classification, in `prepared->packed` otherwise. INVALID_ARGUMENT if the
+// request asks for an output the model does not have (or, with several
+// outputs, one twice), or gives a bad "classification" parameter.
 core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& request,
                                             const core::ModelSpec& spec, const std::string& version,
                                             int64_t rows, bool raw,
@@ -65,9 +83,11 @@ core::StatusOr<float*> PrepareInferResponse(const inference::ModelInferRequest& 
                                             PreparedOutputs* prepared);
 
 // Once the engine has written the answer: copies each output's columns of
-// the packed rows into its tensor. Nothing to do for a model with one output.
-void FinishInferResponse(const core::ModelSpec& spec, const PreparedOutputs& prepared,
-                         inference::ModelInferResponse* response);
+// the packed rows into its tensor, or writes its classification strings with
+// `labels` (the model version's). Nothing to do for a model with one output
+// and no classification.
+void FinishInferResponse(const core::ModelSpec& spec, const core::ClassLabels& labels,
+                         const PreparedOutputs& prepared, inference::ModelInferResponse* response);
 
 // IEEE half / bfloat16 → float (exact).
 float HalfToFloat(uint16_t h);

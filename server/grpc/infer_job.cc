@@ -40,9 +40,10 @@ core::Status InferJob::Start(std::shared_ptr<core::ServableModel> model,
 }
 
 core::Status InferJob::Complete(core::Status status, inference::ModelInferResponse* response) {
-  // Several outputs: cut the packed answer rows into them (before the
-  // request's time is recorded, which then includes the copy).
-  if (status.ok()) FinishInferResponse(model_->spec(), outputs_, response);
+  // Several outputs or classification: cut the packed answer rows into the
+  // outputs (before the request's time is recorded, which then includes the
+  // copy).
+  if (status.ok()) FinishInferResponse(model_->spec(), model_->labels(), outputs_, response);
   model_->stats().RecordRequest(status, arrival_, *this);
   if (!status.ok()) {
     response->Clear();

@@ -61,7 +61,8 @@ class InferJob : public core::InferenceRequest {
                      inference::ModelInferResponse* response, core::Clock::time_point arrival,
                      core::Clock::time_point deadline);
 
-  // From Done(): cuts several outputs out of the packed answer, records the
+  // From Done(): cuts several outputs out of the packed answer (or writes
+  // the classification strings), records the
   // model's statistics, clears the response on failure and returns the
   // status to answer with (prefixed with the model's name on failure).
   core::Status Complete(core::Status status, inference::ModelInferResponse* response);
@@ -78,7 +79,7 @@ class InferJob : public core::InferenceRequest {
   std::shared_ptr<core::ServableModel> model_;
   core::Clock::time_point arrival_;
   DecodedInput input_;
-  PreparedOutputs outputs_;  // used by models with several outputs only
+  PreparedOutputs outputs_;  // used by several outputs and classification only
 };
 
 // Finds the model `request` names and starts `job` on it; a request that

@@ -18,6 +18,13 @@
 //   when any input came raw) of rows x its features values, holding its
 //   columns of the packed answer; it is refused exactly when the request
 //   names an output the model lacks (or, with several outputs, one twice).
+// - classification: an output whose "classification" parameter is an
+//   int64_param or uint64_param k >= 1 comes back BYTES [rows, min(k,
+//   features)] holding, per row, its best classes' "<score>:<index>" strings
+//   (std::to_string of the score), best first; any other value of the
+//   parameter, or a classified output of a one-output model named twice, is
+//   refused.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -166,12 +173,70 @@ void CheckDecoded(const inference::ModelInferRequest& request, const ModelSpec& 
   }
 }
 
+// The classes a requested output's "classification" parameter asks for: 0
+// for none, -1 for a value to refuse.
+int64_t ExpectedClasses(const inference::ModelInferRequest::InferRequestedOutputTensor& wanted) {
+  const auto it = wanted.parameters().find("classification");
+  if (it == wanted.parameters().end()) return 0;
+  if (it->second.has_int64_param())
+    return it->second.int64_param() >= 1 ? it->second.int64_param() : -1;
+  if (it->second.has_uint64_param()) {
+    const uint64_t k = it->second.uint64_param();
+    return k >= 1 ? static_cast<int64_t>(std::min<uint64_t>(k, INT64_MAX)) : -1;
+  }
+  return -1;
+}
+
+// Response output `i`, classified: per row, the best `classes` columns of
+// the packed answer (values 0, 1, 2, ... so the highest columns win).
+void CheckClassified(const inference::ModelInferResponse& response, int i,
+                     const selu::core::TensorPort& port, int64_t classes, int64_t stride,
+                     const DecodedInput& in) {
+  const auto& output = response.outputs(i);
+  const int64_t k = std::min(classes, port.features);
+  FUZZ_CHECK(output.name() == port.name && output.datatype() == "BYTES" &&
+                 output.shape_size() == 2 && output.shape(0) == in.rows && output.shape(1) == k,
+             "classified output " + std::to_string(i) + " metadata");
+  std::vector<std::string> strings;
+  if (in.raw) {
+    const std::string& bytes = response.raw_output_contents(i);
+    size_t at = 0;
+    while (at + 4 <= bytes.size()) {
+      uint32_t size = 0;
+      for (int b = 3; b >= 0; --b) size = size << 8 | static_cast<uint8_t>(bytes[at + b]);
+      at += 4;
+      FUZZ_CHECK(at + size <= bytes.size(), "raw BYTES element overruns its entry");
+      strings.emplace_back(bytes.substr(at, size));
+      at += size;
+    }
+    FUZZ_CHECK(at == bytes.size(), "raw BYTES entry has trailing bytes");
+  } else {
+    strings.assign(output.contents().bytes_contents().begin(),
+                   output.contents().bytes_contents().end());
+  }
+  FUZZ_CHECK(static_cast<int64_t>(strings.size()) == in.rows * k, "classified output size");
+  for (int64_t r = 0; r < in.rows; ++r) {
+    for (int64_t c = 0; c < k; ++c) {
+      const int64_t column = port.features - 1 - c;
+      const float score = static_cast<float>(r * stride + port.offset + column);
+      FUZZ_CHECK(strings[static_cast<size_t>(r * k + c)] ==
+                     std::to_string(score) + ":" + std::to_string(column),
+                 "classified output " + port.name + " row " + std::to_string(r) + " class " +
+                     std::to_string(c));
+    }
+  }
+}
+
 void CheckResponse(const inference::ModelInferRequest& request, const ModelSpec& spec,
                    const DecodedInput& in) {
   // The outputs the response must hold, or a refusal.
   std::vector<size_t> expected;
+  std::vector<int64_t> classes;  // per response output: its classification
   bool refusable = false;
   for (const auto& wanted : request.outputs()) {
+    const int64_t asked = ExpectedClasses(wanted);
+    refusable |= asked < 0;
+    classes.push_back(asked);
     size_t k = 0;
     while (k < spec.outputs.size() && spec.outputs[k].name != wanted.name()) ++k;
     if (k == spec.outputs.size()) {
@@ -181,9 +246,13 @@ void CheckResponse(const inference::ModelInferRequest& request, const ModelSpec&
       expected.push_back(k);
     }
   }
+  const bool classified =
+      std::any_of(classes.begin(), classes.end(), [](int64_t k) { return k > 0; });
+  if (spec.outputs.size() == 1 && classified && request.outputs_size() > 1) refusable = true;
   if (spec.outputs.size() == 1 || request.outputs().empty()) {
     expected.clear();
     for (size_t k = 0; k < spec.outputs.size(); ++k) expected.push_back(k);
+    classes.resize(expected.size());
   }
   inference::ModelInferResponse response;
   PreparedOutputs prepared;
@@ -199,13 +268,17 @@ void CheckResponse(const inference::ModelInferRequest& request, const ModelSpec&
   FUZZ_CHECK(response.outputs_size() == static_cast<int>(expected.size()), "outputs");
   FUZZ_CHECK(response.raw_output_contents_size() == (in.raw ? response.outputs_size() : 0),
              "raw outputs");
-  FUZZ_CHECK((spec.outputs.size() == 1) == prepared.packed.empty(), "staged answer");
+  FUZZ_CHECK((spec.outputs.size() == 1 && !classified) == prepared.packed.empty(), "staged answer");
   // The engine writes every value: ASan checks the buffer holds them.
   const int64_t stride = spec.output_features;
   for (int64_t i = 0; i < in.rows * stride; ++i) (*out)[i] = static_cast<float>(i);
-  selu::grpc_transport::FinishInferResponse(spec, prepared, &response);
+  selu::grpc_transport::FinishInferResponse(spec, selu::core::ClassLabels(), prepared, &response);
   for (size_t i = 0; i < expected.size(); ++i) {
     const auto& port = spec.outputs[expected[i]];
+    if (classes[i] > 0) {
+      CheckClassified(response, static_cast<int>(i), port, classes[i], stride, in);
+      continue;
+    }
     const auto& output = response.outputs(static_cast<int>(i));
     bool shape = output.name() == port.name && output.datatype() == "FP32" &&
                  output.shape_size() == static_cast<int>(port.shape.size()) &&

@@ -353,6 +353,13 @@ def infer_seeds(out, pb):
             r.raw_input_contents.append(raw)
         for o in outputs:
             r.outputs.add(name=o)
+        for o, k in extra.get("classify", {}).items():
+            # Triton's classification extension: int64_param k (others refused).
+            param = r.outputs.add(name=o).parameters["classification"]
+            if isinstance(k, str):
+                param.string_param = k
+            else:
+                param.int64_param = k
         if extra.get("param"):
             r.parameters["priority"].int64_param = 1
             i.parameters["binary_data_size"].int64_param = 4
@@ -379,6 +386,19 @@ def infer_seeds(out, pb):
                                              model="rank3"))
     write(out, t, "refused_unknown_output.bin", request(
         "input", [1, 64], "FP32", fp32=row, outputs=["probabilities", "logits"]))
+    write(out, t, "digits_raw_classified.bin", request(
+        "input", [1, 64], "FP32", raw=struct.pack("<64f", *row), classify={"probabilities": 3}))
+    write(out, t, "digits_typed_classified_2rows.bin", request(
+        "input", [2, 64], "FP32", fp32=row + row[::-1], classify={"probabilities": 20}))
+    write(out, t, "refused_classification_string.bin", request(
+        "input", [1, 64], "FP32", fp32=row, classify={"probabilities": "3"}))
+    # The two-input, two-output spec: h classified, s plain.
+    r = pb.ModelInferRequest(model_name="graph", id="seed")
+    r.inputs.add(name="a", datatype="FP32", shape=[1, 2]).contents.fp32_contents.extend(six[:2])
+    r.inputs.add(name="b", datatype="FP32", shape=[1, 2, 3]).contents.fp32_contents.extend(six)
+    r.outputs.add(name="s")
+    r.outputs.add(name="h").parameters["classification"].int64_param = 2
+    write(out, t, "graph_typed_classified.bin", r.SerializeToString())
 
 
 def main():

@@ -266,7 +266,7 @@ Response Answer(const Request& r, bool raw, core::StatusOr<float*>* where = null
   for (int64_t row = 0; row < 2; ++row) {
     for (int64_t c = 0; c < 5; ++c) (*out)[row * 5 + c] = static_cast<float>(10 * row + c);
   }
-  FinishInferResponse(spec, prepared, &response);
+  FinishInferResponse(spec, core::ClassLabels(), prepared, &response);
   return response;
 }
 
@@ -368,7 +368,7 @@ TEST(InferCodecGraphTest, CompletedChainStaysInPlace) {
   EXPECT_EQ(static_cast<void*>(*out), response.raw_output_contents(0).data());
   EXPECT_TRUE(prepared.packed.empty());
   EXPECT_THAT(response.outputs(0).shape(), ElementsAre(2, 3));
-  FinishInferResponse(spec, prepared, &response);  // nothing to do
+  FinishInferResponse(spec, core::ClassLabels(), prepared, &response);  // nothing to do
   EXPECT_EQ(response.raw_output_contents(0).size(), 6 * sizeof(float));
 }
 
