@@ -11,12 +11,14 @@ namespace selu::client {
 
 namespace {
 
-// One output tensor of all requests, as [rows][columns] of doubles.
+// One output tensor of all requests, as [rows][columns] of doubles (or of
+// strings, for a BYTES output: classification).
 struct OutputMatrix {
   std::string name;
   std::string datatype;
   size_t columns = 0;
   std::vector<std::vector<double>> rows;
+  std::vector<std::vector<std::string>> strings;
 };
 
 // The columns of each row one input takes.
@@ -27,11 +29,17 @@ struct InputSlice {
 };
 
 inference::ModelInferRequest MakeRequest(const InferOptions& options,
-                                         const std::vector<InputSlice>& inputs, const Rows& rows,
-                                         size_t first, size_t count) {
+                                         const std::vector<InputSlice>& inputs,
+                                         const std::vector<std::string>& classified,
+                                         const Rows& rows, size_t first, size_t count) {
   inference::ModelInferRequest request;
   request.set_model_name(options.model);
   request.set_model_version(options.version);
+  for (const std::string& name : classified) {
+    auto* output = request.add_outputs();
+    output->set_name(name);
+    (*output->mutable_parameters())["classification"].set_int64_param(options.classification);
+  }
   for (const InputSlice& slice : inputs) {
     auto* input = request.add_inputs();
     input->set_name(slice.name);
@@ -137,16 +145,57 @@ std::vector<double> OutputValues(const inference::ModelInferResponse& response, 
   return values;
 }
 
+// Elements of BYTES output `index`: typed bytes_contents, or raw as the
+// protocol serializes BYTES (a 4-byte little-endian length, then the bytes).
+std::vector<std::string> OutputStrings(const inference::ModelInferResponse& response, int index) {
+  const auto& tensor = response.outputs(index);
+  if (index >= response.raw_output_contents_size()) {
+    return {tensor.contents().bytes_contents().begin(), tensor.contents().bytes_contents().end()};
+  }
+  const std::string& raw = response.raw_output_contents(index);
+  std::vector<std::string> strings;
+  size_t at = 0;
+  while (at + 4 <= raw.size()) {
+    uint32_t size = 0;
+    for (int b = 3; b >= 0; --b) size = size << 8 | static_cast<unsigned char>(raw[at + b]);
+    at += 4;
+    if (size > raw.size() - at) break;
+    strings.emplace_back(raw, at, size);
+    at += size;
+  }
+  if (at != raw.size()) {
+    throw UsageError("output " + tensor.name() + ": malformed BYTES in raw_output_contents");
+  }
+  return strings;
+}
+
+void AppendStrings(const inference::ModelInferResponse& response, int index, OutputMatrix* matrix) {
+  const auto& tensor = response.outputs(index);
+  const std::vector<std::string> strings = OutputStrings(response, index);
+  const size_t n = tensor.shape_size() > 0 ? static_cast<size_t>(tensor.shape(0)) : 1;
+  const size_t columns = n > 0 ? strings.size() / n : 0;
+  matrix->columns = columns;
+  for (size_t r = 0; r < n; ++r) {
+    matrix->strings.emplace_back(strings.begin() + static_cast<std::ptrdiff_t>(r * columns),
+                                 strings.begin() + static_cast<std::ptrdiff_t>((r + 1) * columns));
+  }
+}
+
 void Append(const inference::ModelInferResponse& response, std::vector<OutputMatrix>* outputs) {
   for (int i = 0; i < response.outputs_size(); ++i) {
     const auto& tensor = response.outputs(i);
+    if (static_cast<size_t>(i) >= outputs->size()) {
+      outputs->push_back({tensor.name(), tensor.datatype(), 0, {}, {}});
+    }
+    if (tensor.datatype() == "BYTES") {
+      AppendStrings(response, i, &(*outputs)[static_cast<size_t>(i)]);
+      continue;
+    }
     const std::vector<double> values = OutputValues(response, i);
     const size_t n = tensor.shape_size() > 0 ? static_cast<size_t>(tensor.shape(0)) : 1;
     const size_t columns = n > 0 ? values.size() / n : 0;
-    if (static_cast<size_t>(i) >= outputs->size()) {
-      outputs->push_back({tensor.name(), tensor.datatype(), columns, {}});
-    }
     OutputMatrix& matrix = (*outputs)[static_cast<size_t>(i)];
+    matrix.columns = columns;
     for (size_t r = 0; r < n; ++r) {
       matrix.rows.emplace_back(values.begin() + static_cast<std::ptrdiff_t>(r * columns),
                                values.begin() + static_cast<std::ptrdiff_t>((r + 1) * columns));
@@ -163,6 +212,13 @@ void PrintJson(const std::string& model, const std::string& version,
   nlohmann::json doc = {{"model_name", model}, {"model_version", version}};
   doc["outputs"] = nlohmann::json::array();
   for (const auto& output : outputs) {
+    if (!output.strings.empty()) {
+      doc["outputs"].push_back({{"name", output.name},
+                                {"datatype", output.datatype},
+                                {"shape", {output.strings.size(), output.columns}},
+                                {"data", output.strings}});
+      continue;
+    }
     nlohmann::json tensor = {{"name", output.name},
                              {"datatype", output.datatype},
                              {"shape", {output.rows.size(), output.columns}},
@@ -179,6 +235,16 @@ void PrintJson(const std::string& model, const std::string& version,
 
 void PrintTable(const std::vector<OutputMatrix>& outputs, bool argmax) {
   for (const auto& output : outputs) {
+    if (!output.strings.empty()) {
+      std::printf("# %s %s [%zu, %zu]\n", output.name.c_str(), output.datatype.c_str(),
+                  output.strings.size(), output.columns);
+      for (size_t r = 0; r < output.strings.size(); ++r) {
+        std::printf("%6zu", r);
+        for (const std::string& s : output.strings[r]) std::printf(" %s", s.c_str());
+        std::printf("\n");
+      }
+      continue;
+    }
     std::printf("# %s %s [%zu, %zu]\n", output.name.c_str(), output.datatype.c_str(),
                 output.rows.size(), output.columns);
     if (argmax) {
@@ -205,7 +271,8 @@ void PrintTable(const std::vector<OutputMatrix>& outputs, bool argmax) {
 int RunInfer(const ConnectionOptions& connection, const InferOptions& options, const Rows& rows) {
   auto stub = inference::GRPCInferenceService::NewStub(MakeChannel(connection));
   std::vector<InputSlice> inputs;
-  if (options.input_names.size() == 1) {
+  std::vector<std::string> classified;  // outputs asked for their top classes
+  if (options.input_names.size() == 1 && options.classification == 0) {
     inputs = {{options.input_names[0], 0, rows[0].size()}};
   } else {
     grpc::ClientContext context;
@@ -216,7 +283,12 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
     inference::ModelMetadataResponse metadata;
     const grpc::Status status = stub->ModelMetadata(&context, request, &metadata);
     if (!status.ok()) return ReportRpcError("ModelMetadata " + options.model, status);
-    inputs = SliceRows(metadata, options.input_names, rows[0].size(), options.model);
+    inputs = options.input_names.size() == 1
+                 ? std::vector<InputSlice>{{options.input_names[0], 0, rows[0].size()}}
+                 : SliceRows(metadata, options.input_names, rows[0].size(), options.model);
+    if (options.classification > 0) {
+      for (const auto& output : metadata.outputs()) classified.push_back(output.name());
+    }
   }
 
   const size_t batch = options.batch > 0 ? static_cast<size_t>(options.batch) : rows.size();
@@ -227,8 +299,8 @@ int RunInfer(const ConnectionOptions& connection, const InferOptions& options, c
     grpc::ClientContext context;
     PrepareContext(&context, connection);
     inference::ModelInferResponse response;
-    const grpc::Status status =
-        stub->ModelInfer(&context, MakeRequest(options, inputs, rows, first, count), &response);
+    const grpc::Status status = stub->ModelInfer(
+        &context, MakeRequest(options, inputs, classified, rows, first, count), &response);
     if (!status.ok()) {
       return ReportRpcError("ModelInfer " + options.model + " (rows " + std::to_string(first) +
                                 ".." + std::to_string(first + count - 1) + ")",

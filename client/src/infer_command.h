@@ -2,6 +2,7 @@
 // every input it feeds, one input after another; each output is printed.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct InferOptions {
   int batch = 0;        // rows per request; 0 = all rows in one request
   bool table = false;   // -o table instead of JSON
   bool argmax = false;  // also print the index of each row's largest value
+  // > 0: ask every output for its top `classification` classes (Triton's
+  // classification extension); they print as "score:index[:label]" strings.
+  int64_t classification = 0;
 };
 
 // Sends `rows` and prints the outputs; returns the process exit code.

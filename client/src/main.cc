@@ -141,6 +141,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"json", "table"}));
   infer->add_flag("--argmax", infer_options.argmax,
                   "Also print the largest output's index per row");
+  infer
+      ->add_option("--classification", infer_options.classification,
+                   "Ask every output for its top K classes (Triton's classification "
+                   "extension): \"score:index[:label]\" strings, labels from the model's "
+                   "label_filename")
+      ->check(CLI::PositiveNumber);
 
   std::string stats_model, stats_version;
   bool stats_json = false;
