@@ -129,6 +129,12 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     return refused;
   response->set_name(options_.server_name);
   response->set_version(options_.server_version);
+  // Triton's names of the protocol extensions served (its ServerMetadata
+  // lists them the same way; clients test for "classification").
+  for (const char* extension :
+       {"classification", "model_repository", "model_configuration", "statistics"}) {
+    response->add_extensions(extension);
+  }
   return FinishNow(counters, start, context, grpc::Status::OK);
 }
 

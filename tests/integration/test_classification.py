@@ -295,6 +295,10 @@ class ClassificationTest(s.SharedRepositoryTestCase):
         req = classify(s.infer_request(self.x[:2], model="digits"), "logits", 3)
         self.assert_refused(req, "unknown output 'logits'")
 
+    def test_server_metadata_lists_the_extension(self):
+        meta = self.stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=5)
+        self.assertIn("classification", meta.extensions)
+
     def test_model_config_reports_label_filename(self):
         def outputs(name):
             config = self.stub.ModelConfig(pb.ModelConfigRequest(name=name), timeout=10).config
