@@ -355,6 +355,48 @@ TEST(ModelRegistryTest, NewReferenceBesideAVersionReloadsIt) {
   EXPECT_TRUE((*second)->ready());  // a bad reference never stops a model serving
 }
 
+// Poll mode: a new label file reloads the version with its labels; one
+// removed fails the reload, and the version loaded before keeps serving.
+TEST(ModelRegistryTest, ChangedLabelFileReloadsTheVersion) {
+  TempRepository repo;
+  repo.AddVersion("m", 1);
+  const fs::path labels = fs::path(repo.root()) / "m" / "labels.txt";
+  auto write_labels = [&](const std::string& text) {
+    const fs::path tmp = fs::path(repo.root()) / "m" / ".labels.tmp";
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, labels);
+  };
+  write_labels("zero\none\n");
+  repo.WriteConfig("m", R"(output [ { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] )"
+                        R"(label_filename: "labels.txt" } ])");
+  auto registry = Open(Options(repo, ModelControlMode::kPoll));
+  ASSERT_NE(registry, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return registry->AllReady(); }));
+  auto first = registry->Find("m", "");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ((*first)->labels().Label(0, 1), "one");
+  EXPECT_EQ((*first)->config().output(0).label_filename(), "labels.txt");
+
+  write_labels("null\neins\nzwei\n");
+  ASSERT_TRUE(WaitFor([&] {
+    auto m = registry->Find("m", "");
+    return m.ok() && m->get() != first->get();
+  }));
+  auto second = registry->Find("m", "");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->labels().Label(0, 1), "eins");
+  EXPECT_EQ((*second)->labels().Of(0).size(), 3u);
+
+  fs::remove(labels);
+  ASSERT_TRUE(WaitFor([&] {
+    auto entry = IndexEntry(*registry, "m", 1);
+    return entry && entry->reason.find("labels.txt") != std::string::npos;
+  }));
+  auto third = registry->Find("m", "");
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->get(), second->get());  // the good version keeps serving
+}
+
 TEST(ModelRegistryTest, StartupModelThatIsNoFolderIsAnError) {
   TempRepository repo;
   repo.AddVersion("m", 1);
