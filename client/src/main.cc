@@ -146,7 +146,14 @@ int main(int argc, char** argv) {
                    "Ask every output for its top K classes (Triton's classification "
                    "extension): \"score:index[:label]\" strings, labels from the model's "
                    "label_filename")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            return value.find_first_not_of("0123456789") == std::string::npos &&
+                           value.find_first_not_of('0') != std::string::npos
+                       ? std::string()
+                       : "K must be a whole number >= 1, not " + value;
+          },
+          "K >= 1"));
 
   std::string stats_model, stats_version;
   bool stats_json = false;

@@ -164,6 +164,32 @@ class ClientTest(ClientAssertions, SharedServerTestCase):
         self.assertTrue(lines[0].startswith("# probabilities FP32 [2, 10]"), lines)
         self.assertEqual([line.split()[:2] for line in lines[2:]], [["0", "0"], ["1", "0"]])
 
+    def test_infer_classification(self):
+        # The bundled model's labels.txt names the classes (zero..nine).
+        _, labels = heldout()
+        names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+        for mode in ([], ["--typed"]):
+            doc = json.loads(self.client(["infer", "digits_snn", "--csv", HELDOUT_CSV,
+                                          "--batch", "64", "--classification", "2"] + mode).stdout)
+            output = doc["outputs"][0]
+            self.assertEqual((output["name"], output["datatype"], output["shape"]),
+                             ("probabilities", "BYTES", [len(labels), 2]))
+            top = []
+            for row in output["data"]:
+                score, index, label = row[0].split(":")
+                self.assertEqual(label, names[int(index)])
+                self.assertGreaterEqual(float(score), float(row[1].split(":")[0]))
+                top.append(int(index))
+            correct = sum(p == y for p, y in zip(top, labels))
+            self.assertGreaterEqual(correct / len(labels), 0.95)
+        lines = self.client(["infer", "digits_snn", "--json", json.dumps([DIGIT_ZERO]),
+                             "--classification", "1", "-o", "table"]).stdout.splitlines()
+        self.assertEqual(lines[0], "# probabilities BYTES [1, 1]")
+        self.assertRegex(lines[1], r"^\s+0 1\.000000:0:zero$")
+        result = self.client(["infer", "digits_snn", "--json", "[[1]]", "--classification", "0"],
+                             expect=2)
+        self.assertIn("K must be a whole number >= 1", result.stderr)
+
     def test_infer_errors(self):
         result = self.client(["infer", "digits_snn", "--json", "[[1, 2, 3]]"], expect=1)
         self.assertIn("INVALID_ARGUMENT", result.stderr)
