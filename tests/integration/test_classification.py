@@ -234,6 +234,9 @@ class ClassificationTest(s.SharedRepositoryTestCase):
     def test_fewer_labels_than_classes(self):
         resp = self.infer(self.digits_request("digits_partial", 10, raw=False))
         self.assert_top_k(strings_of(resp, 0), self.reference, 10, ["zero", "", "two"])
+        # The load says so (an info line, not an error: Triton accepts it too).
+        self.assertIn("model 'digits_partial' version 1: output 'probabilities': 3 class labels "
+                      "for its 10 classes (classes 3..9 get no label)", self.server.log_text())
 
     def test_k_larger_than_classes_gives_every_class(self):
         resp = self.infer(self.digits_request("digits", 1000, raw=True, rows=slice(0, 5)))

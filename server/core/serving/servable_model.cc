@@ -71,6 +71,18 @@ StatusOr<std::shared_ptr<ServableModel>> ServableModel::Load(std::string name, i
   if (!engine.ok()) return engine.status().WithPrefix(path);
   std::shared_ptr<const MlpEngine> shared_engine = std::move(engine).value();
   std::vector<std::string> notes;
+  const ModelSpec& loaded = shared_engine->spec();
+  for (size_t port = 0; port < loaded.outputs.size(); ++port) {
+    const size_t count = labels.Of(port).size();
+    if (count == 0) continue;
+    const int64_t classes = loaded.outputs[port].features;
+    notes.push_back(
+        "output '" + QuoteClientText(loaded.outputs[port].name) + "': " + std::to_string(count) +
+        " class labels for its " + std::to_string(classes) + " classes" +
+        (static_cast<int64_t>(count) < classes ? " (classes " + std::to_string(count) + ".." +
+                                                     std::to_string(classes - 1) + " get no label)"
+                                               : ""));
+  }
   std::shared_ptr<ModelMonitor> monitor;
   {
     SELU_RETURN_IF_ERROR(ValidateMonitorOptions(options.monitor).WithPrefix(path));
