@@ -58,6 +58,7 @@ class InferCall final : public grpc::ServerUnaryReactor, public InferJob {
 
 InferenceService::InferenceService(InferenceServiceOptions options) : options_(std::move(options)) {
   path_.test_submit_delay = options_.test_submit_delay;
+  SetMessageAllocatorFor_ModelInfer(&infer_messages_);
 }
 
 core::StatusOr<core::ModelRegistry*> InferenceService::Registry() const {

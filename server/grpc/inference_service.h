@@ -18,6 +18,7 @@
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/repository/model_registry.h"
 #include "server/grpc/infer_job.h"
+#include "server/grpc/infer_messages.h"
 #include "server/grpc/restricted_protocols.h"
 #include "server/grpc/rpc_stats.h"
 #include "server/grpc/shutdown_gate.h"
@@ -118,6 +119,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                              grpc::CallbackServerContext* context) const;
 
   InferenceServiceOptions options_;
+  InferMessageAllocator infer_messages_;  // ModelInfer's messages on pooled arenas
   InferPath path_;
   RpcStats rpc_stats_;
 };
