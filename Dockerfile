@@ -51,6 +51,8 @@ RUN printf 'path-exclude %s\n' \
 # (RelWithDebInfo: 22 MB each with debug info, about 1 MB without).
 COPY --from=build /out/selu-serve /opt/selu/bin/selu-serve
 COPY --from=build /out/selu-client /opt/selu/bin/selu-client
+# Executable in git, so COPY keeps its mode.
+COPY deploy/healthcheck.sh /opt/selu/bin/selu-healthcheck
 COPY --chown=root:root models/digits_snn /models/digits_snn
 
 LABEL org.opencontainers.image.title="selu-serve" \
@@ -71,7 +73,11 @@ USER 10001:10001
 WORKDIR /models
 EXPOSE 8001 8002
 STOPSIGNAL SIGTERM
+# selu-healthcheck (deploy/healthcheck.sh, run against real servers by the
+# deploy check) asks the server where it listens: --grpc-address in the
+# arguments or SELU_GRPC_ADDRESS, port 0 included, plaintext or TLS, dialling
+# 127.0.0.1 / [::1] (no "localhost" lookup).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["selu-client", "--address", "localhost:8001", "--timeout", "2", "health"]
+    CMD ["selu-healthcheck", "--timeout", "2"]
 ENTRYPOINT ["selu-serve"]
 CMD ["--model-repository", "/models"]
