@@ -4,11 +4,20 @@
   metrics SCRAPE_FILE        every metric named in the Grafana dashboard's and
                              the alert rules' exprs is in a real /metrics scrape
   compose                    docker-compose.yml parses and names existing files
+  adapter SCRAPE_FILE VALUES RENDERED...
+                             the prometheus-adapter rules (Helm values): every
+                             metric they name is in the scrape, each is a
+                             per-pod rule whose name.matches fits its series,
+                             the metricsQuery with its templates filled in
+                             passes promtool, and every Pods metric of the
+                             HPAs in the rendered manifests is a rule's name
 """
 import json
 import pathlib
 import re
+import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -61,13 +70,18 @@ def exprs_in_dashboard(dash):
     return out
 
 
-def check_metrics(scrape_path):
+def exported_names(scrape_path):
     exported = set()
     for line in pathlib.Path(scrape_path).read_text().splitlines():
         if line and not line.startswith("#"):
             exported.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
     if not exported:
         sys.exit("no metrics in the scrape %s" % scrape_path)
+    return exported
+
+
+def check_metrics(scrape_path):
+    exported = exported_names(scrape_path)
     dash = json.loads((ROOT / "deploy/grafana/selu-serve-dashboard.json").read_text())
     exprs = exprs_in_dashboard(dash)
     rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
@@ -88,6 +102,83 @@ def check_metrics(scrape_path):
         print("FAIL", p)
     print("%d exprs, %d distinct metric names checked against %d exported series names"
           % (len(exprs), len(seen), len(exported)))
+    return not problems
+
+
+# What prometheus-adapter substitutes for a pods metric of an HPA in
+# namespace selu (its Go templates), so that promtool can parse the query.
+ADAPTER_TEMPLATES = {
+    "<<.LabelMatchers>>": 'namespace="selu",pod=~"selu-serve-a|selu-serve-b"',
+    "<<.GroupBy>>": "namespace, pod",
+}
+
+
+def check_adapter(scrape_path, values_path, rendered_paths):
+    exported = exported_names(scrape_path)
+    values = yaml.safe_load(pathlib.Path(values_path).read_text())
+    rules = ((values or {}).get("rules") or {}).get("custom") or []
+    problems, names, promql = [], set(), []
+    if not rules:
+        problems.append("%s: no rules.custom" % values_path)
+    for i, rule in enumerate(rules):
+        where = "%s: rules.custom[%d]" % (values_path, i)
+        series_query = rule.get("seriesQuery", "")
+        series = sorted(metric_names(series_query))
+        if len(series) != 1:
+            problems.append("%s: seriesQuery should name one metric, names %s" % (where, series))
+            continue
+        series_name = series[0]
+        for label in ("namespace", "pod"):
+            if not re.search(r'\b%s!=""' % label, series_query):
+                problems.append('%s: seriesQuery lacks %s!="" (series without it map to no pod)' % (where, label))
+        overrides = (rule.get("resources") or {}).get("overrides") or {}
+        if (overrides.get("pod") or {}).get("resource") != "pod" or \
+                (overrides.get("namespace") or {}).get("resource") != "namespace":
+            problems.append("%s: resources.overrides must map the labels pod and namespace to their resources" % where)
+        name = rule.get("name") or {}
+        if not re.search(name.get("matches", "^$"), series_name):
+            problems.append("%s: name.matches %r does not match the series %s" % (where, name.get("matches"), series_name))
+        metric = name.get("as") or series_name
+        names.add(metric)
+        query = rule.get("metricsQuery", "")
+        if "<<.LabelMatchers>>" not in query or "<<.GroupBy>>" not in query:
+            problems.append("%s: metricsQuery must use <<.LabelMatchers>> and <<.GroupBy>> (else it is not per pod)" % where)
+        filled = query.replace("<<.Series>>", series_name)
+        for template, value in ADAPTER_TEMPLATES.items():
+            filled = filled.replace(template, value)
+        if "<<" in filled:
+            problems.append("%s: metricsQuery has a template the check does not know: %s" % (where, filled))
+        promql.append((metric, filled))
+        for used in sorted((metric_names(filled) | {series_name}) - grouping_labels(filled)):
+            if used not in exported:
+                problems.append("%s: metric %s is not exported by selu-serve" % (where, used))
+    # promtool parses each filled-in query, as a recording rule.
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        yaml.safe_dump({"groups": [{"name": "prometheus-adapter", "rules": [
+            {"record": "adapter:" + m, "expr": q} for m, q in promql]}]}, f)
+        f.flush()
+        result = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True)
+        if result.returncode != 0:
+            problems.append("%s: promtool rejects a metricsQuery: %s%s" % (values_path, result.stdout, result.stderr))
+    hpa_metrics = 0
+    for path in rendered_paths:
+        for doc in yaml.safe_load_all(pathlib.Path(path).read_text()):
+            if not doc or doc.get("kind") != "HorizontalPodAutoscaler":
+                continue
+            for m in doc["spec"].get("metrics", []):
+                if m.get("type") != "Pods":
+                    continue
+                hpa_metrics += 1
+                wanted = m["pods"]["metric"]["name"]
+                if wanted not in names:
+                    problems.append("%s: HPA %s asks for pods metric %s, which no adapter rule makes (%s)"
+                                    % (path, doc["metadata"]["name"], wanted, ", ".join(sorted(names))))
+    if hpa_metrics == 0:
+        problems.append("no HPA in %s uses a Pods metric" % " ".join(rendered_paths))
+    for p in problems:
+        print("FAIL", p)
+    print("%d adapter rules (%s) checked against %d exported series names, promtool, and %d HPA pods metrics"
+          % (len(rules), ", ".join(sorted(names)), len(exported), hpa_metrics))
     return not problems
 
 
@@ -128,6 +219,8 @@ if __name__ == "__main__":
         ok = check_metrics(sys.argv[2])
     elif sys.argv[1:] == ["compose"]:
         ok = check_compose()
+    elif sys.argv[1:2] == ["adapter"] and len(sys.argv) >= 5:
+        ok = check_adapter(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         sys.exit(__doc__)
     sys.exit(0 if ok else 1)
