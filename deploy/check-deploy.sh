@@ -23,7 +23,9 @@
 #   4c. HEALTHCHECK: deploy/healthcheck.sh, the script the image runs, against
 #      real servers on a --grpc-address argument, a SELU_GRPC_ADDRESS
 #      variable, port 0, a wildcard bind and TLS; it must fail against a
-#      stopped (SIGSTOP) and an exited server.
+#      stopped (SIGSTOP) and an exited server. Then the Dockerfile's
+#      HEALTHCHECK CMD as written, with selu-serve as PID 1 of a PID namespace
+#      (unshare; reported as not run where that is not permitted).
 #   5. docker-compose.yml parses and references existing files.
 #   6. Runtime libraries: ldd of selu-serve and selu-client resolves, and each
 #      library belongs to a package in install-deps.sh's runtime group or its
@@ -359,6 +361,45 @@ else
   fail healthcheck "selu-serve does not start on 0.0.0.0:$free_port with TLS"
 fi
 echo "health check followed: argument 127.0.0.1:0, SELU_GRPC_ADDRESS=[::]:0, argument 0.0.0.0:$free_port with TLS; failed when stopped and exited"
+
+step "HEALTHCHECK: the Dockerfile's command, with selu-serve as PID 1"
+# As in the container: selu-serve is PID 1 of its PID namespace, the
+# Dockerfile's HEALTHCHECK CMD runs as written (no --pid, from PATH). Needs
+# unshare/nsenter permission (root, not inside an unprivileged container):
+# reported, not failed, without it; the steps above cover the rest.
+mapfile -t hc_cmd < <(sed -n '/^HEALTHCHECK/,/CMD/p' Dockerfile | sed -n 's/^ *CMD //p' |
+  "$PYTHON" -c 'import json, sys; print("\n".join(json.load(sys.stdin)))')
+mkdir -p "$tmp/image-bin"
+ln -sf "$CLIENT" "$tmp/image-bin/selu-client"
+ln -sf "$ROOT/deploy/healthcheck.sh" "$tmp/image-bin/selu-healthcheck"
+if [[ ${#hc_cmd[@]} -eq 0 ]]; then
+  fail healthcheck "no HEALTHCHECK CMD in the Dockerfile"
+elif unshare --pid --fork --mount-proc true 2>/dev/null; then
+  unshare --pid --fork --kill-child --mount-proc "$SERVE" --model-repository models --grpc-address 0.0.0.0:0 \
+    --metrics-address '' --log-level warn >"$tmp/pid1.log" 2>&1 &
+  extra_pids[pid1]=$!
+  pid1_ok=0
+  for _ in $(seq 50); do
+    inner="$(pgrep -P "${extra_pids[pid1]}" | head -1)"
+    if [[ -n "$inner" ]] && nsenter --target "$inner" --pid --mount env PATH="$tmp/image-bin:$PATH" \
+        "${hc_cmd[@]}" >"$tmp/pid1.health" 2>&1; then
+      pid1_ok=1
+      break
+    fi
+    sleep 0.2
+  done
+  if [[ $pid1_ok == 1 ]] && grep -q 'selu-serve pid 1,' "$tmp/pid1.health"; then
+    echo "${hc_cmd[*]}: $(cat "$tmp/pid1.health")"
+  else
+    cat "$tmp/pid1.health" "$tmp/pid1.log" >&2
+    fail healthcheck "the Dockerfile's HEALTHCHECK (${hc_cmd[*]}) does not find selu-serve as PID 1"
+  fi
+  [[ -n "$inner" ]] && kill "$inner" 2>/dev/null
+  wait "${extra_pids[pid1]}" 2>/dev/null || true
+  unset 'extra_pids[pid1]'
+else
+  echo "NOT RUN: unshare --pid is not permitted here (the other health check steps ran)"
+fi
 
 # ------------------------------------------------------------- compose
 step "docker-compose.yml"
