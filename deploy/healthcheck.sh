@@ -113,11 +113,11 @@ listening_ports() {
     link="$(readlink "$fd" 2>/dev/null)" || continue
     [[ "$link" == "socket:["*"]" ]] && inodes+="${link:8:-1} "
   done
-  local f sl local_address rem st rest inode
+  local f local_address st rest inode
   for f in /proc/"$pid"/net/tcp /proc/"$pid"/net/tcp6; do
     [[ -r "$f" ]] || continue
     # sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode
-    while read -r sl local_address rem st rest; do
+    while read -r _ local_address _ st rest; do
       [[ "$st" == 0A ]] || continue
       read -r _ _ _ _ _ inode _ <<<"$rest"
       [[ "$inodes" == *" $inode "* ]] && echo $((16#${local_address##*:}))
