@@ -4,6 +4,7 @@
 
 #include "server/grpc/finish_now.h"
 #include "server/grpc/infer_codec.h"
+#include "server/grpc/protocol_answers.h"
 #include "server/grpc/status_mapping.h"
 #include "server/grpc/stream_infer.h"
 
@@ -149,31 +150,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  auto model = (*registry)->Find(request->name(), request->version());
-  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-  const core::ModelSpec& spec = (*model)->spec();
-  response->set_name((*model)->name());
-  for (const auto& entry : (*registry)->Index()) {
-    if (entry.name == (*model)->name() && entry.state == core::ModelState::kReady) {
-      response->add_versions(entry.model->version_string());
-    }
-  }
-  response->set_platform("onnx_mlp");
-  // Every input and output (ServableModel completes the spec: both lists are
-  // filled), with -1 for the batch dimension.
-  for (const core::TensorPort& port : spec.inputs) {
-    auto* in = response->add_inputs();
-    in->set_name(port.name);
-    in->set_datatype("FP32");
-    for (int64_t d : port.shape) in->add_shape(d);
-  }
-  for (const core::TensorPort& port : spec.outputs) {
-    auto* out = response->add_outputs();
-    out->set_name(port.name);
-    out->set_datatype("FP32");
-    for (int64_t d : port.shape) out->add_shape(d);
-  }
-  return FinishNow(counters, start, context, grpc::Status::OK);
+  return FinishNow(counters, start, context,
+                   ToGrpcStatus(AnswerModelMetadata(**registry, *request, response)));
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
@@ -203,41 +181,6 @@ StreamInferReactor* InferenceService::ModelStreamInfer(grpc::CallbackServerConte
   return StartStreamInfer(context, &path_, &counters, start);
 }
 
-namespace {
-
-void SetDuration(const core::DurationTotals& from, inference::StatisticDuration* to) {
-  to->set_count(from.count);
-  to->set_ns(from.ns);
-}
-
-void FillStatistics(const core::ServableModel& model, inference::ModelStatistics* out) {
-  const core::ModelStatsSnapshot s = model.stats().Snapshot();
-  out->set_name(model.name());
-  out->set_version(model.version_string());
-  out->set_last_inference(s.last_inference_ms);
-  out->set_inference_count(s.inference_count);
-  out->set_execution_count(s.execution_count);
-  auto* infer = out->mutable_inference_stats();
-  SetDuration(s.success, infer->mutable_success());
-  SetDuration(s.fail, infer->mutable_fail());
-  SetDuration(s.queue, infer->mutable_queue());
-  SetDuration(s.compute_infer, infer->mutable_compute_infer());
-  // Inputs are used in place and outputs written in place: no separate
-  // input/output phases, so those stay zero as Triton reports them.
-  infer->mutable_compute_input();
-  infer->mutable_compute_output();
-  for (size_t rows = 1; rows < s.batches.size(); ++rows) {
-    if (s.batches[rows].count == 0) continue;
-    auto* batch = out->add_batch_stats();
-    batch->set_batch_size(rows);
-    SetDuration(s.batches[rows], batch->mutable_compute_infer());
-    batch->mutable_compute_input()->set_count(s.batches[rows].count);
-    batch->mutable_compute_output()->set_count(s.batches[rows].count);
-  }
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
@@ -248,22 +191,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  if (!request->name().empty()) {
-    // Validates the name and version with the same messages as inference.
-    auto model = (*registry)->Find(request->name(), request->version());
-    if (!model.ok() && model.status().code() != core::StatusCode::kUnavailable) {
-      return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-    }
-  }
-  for (const auto& entry : (*registry)->Index()) {
-    if (!entry.model) continue;
-    if (!request->name().empty() && entry.name != request->name()) continue;
-    if (!request->version().empty() && entry.model->version_string() != request->version()) {
-      continue;
-    }
-    FillStatistics(*entry.model, response->add_model_stats());
-  }
-  return FinishNow(counters, start, context, grpc::Status::OK);
+  return FinishNow(counters, start, context,
+                   ToGrpcStatus(AnswerModelStatistics(**registry, *request, response)));
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelConfig(
@@ -275,10 +204,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(
   if (auto* refused = RefuseRestricted(Rpc::kModelConfig, counters, start, context)) return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  auto model = (*registry)->Find(request->name(), request->version());
-  if (!model.ok()) return FinishNow(counters, start, context, ToGrpcStatus(model.status()));
-  *response->mutable_config() = (*model)->config();
-  return FinishNow(counters, start, context, grpc::Status::OK);
+  return FinishNow(counters, start, context,
+                   ToGrpcStatus(AnswerModelConfig(**registry, *request, response)));
 }
 
 }  // namespace selu::grpc_transport

@@ -55,6 +55,10 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // OnDone), and stream messages read whose answers are not yet written,
   // i.e. answers a client could still lose if the process exited.
   int64_t in_flight() const { return path_.in_flight.load(std::memory_order_acquire); }
+  // The inference path (registry, shutdown gate, in-flight count), for the
+  // REST binding (server/http), which submits through it as ModelInfer does.
+  InferPath& infer_path() { return path_; }
+  const InferenceServiceOptions& options() const { return options_; }
   // Per-rpc counters (started, handled by code, handling time).
   const RpcStats& rpc_stats() const { return rpc_stats_; }
   bool shutting_down() const { return !path_.gate.open(); }

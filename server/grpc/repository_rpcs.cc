@@ -9,6 +9,7 @@
 #include "server/core/base/client_text.h"
 #include "server/grpc/finish_now.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/protocol_answers.h"
 #include "server/grpc/status_mapping.h"
 
 namespace selu::grpc_transport {
@@ -16,15 +17,6 @@ namespace selu::grpc_transport {
 using core::Clock;
 
 namespace {
-
-// Triton's repository_name: "" (or this repository's path) is the one
-// repository selu-serve serves.
-core::Status CheckRepositoryName(const std::string& name, const core::ModelRegistry& registry) {
-  if (name.empty() || name == registry.root()) return core::OkStatus();
-  return core::NotFoundError("unknown model repository '" + core::QuoteClientText(name) +
-                             "' (this server has one: '" + registry.root() +
-                             "'; leave repository_name empty)");
-}
 
 // Runs a repository change on the registry's control thread and finishes
 // the call when it is done, without holding a gRPC thread meanwhile.
@@ -58,17 +50,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  const core::Status repository = CheckRepositoryName(request->repository_name(), **registry);
-  if (!repository.ok()) return FinishNow(counters, start, context, ToGrpcStatus(repository));
-  for (const auto& entry : (*registry)->RepositoryIndex()) {
-    if (request->ready() && entry.state != core::ModelState::kReady) continue;
-    auto* out = response->add_models();
-    out->set_name(entry.name);
-    if (entry.version > 0) out->set_version(std::to_string(entry.version));
-    out->set_state(std::string(core::ModelStateName(entry.state)));
-    out->set_reason(entry.reason);
-  }
-  return FinishNow(counters, start, context, grpc::Status::OK);
+  return FinishNow(counters, start, context,
+                   ToGrpcStatus(AnswerRepositoryIndex(**registry, *request, response)));
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
@@ -81,28 +64,12 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
     return refused;
   auto registry = Registry();
   if (!registry.ok()) return FinishNow(counters, start, context, ToGrpcStatus(registry.status()));
-  core::Status status = CheckRepositoryName(request->repository_name(), **registry);
-  std::optional<std::string> config_json;
-  for (const auto& [key, value] : request->parameters()) {
-    if (!status.ok()) break;
-    if (key == "config") {
-      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
-        status = core::InvalidArgumentError("parameter 'config' must be a string_param (JSON)");
-      } else {
-        config_json = value.string_param();
-      }
-    } else if (key.rfind("file:", 0) == 0) {
-      status = core::UnimplementedError("parameter '" + core::QuoteClientText(key) +
-                                        "': model files in the request are not supported; put "
-                                        "them in the model repository");
-    } else {
-      status = core::InvalidArgumentError("unknown parameter '" + core::QuoteClientText(key) +
-                                          "' (RepositoryModelLoad takes 'config')");
-    }
+  auto config_json = CheckModelLoad(**registry, *request);
+  if (!config_json.ok()) {
+    return FinishNow(counters, start, context, ToGrpcStatus(config_json.status()));
   }
-  if (!status.ok()) return FinishNow(counters, start, context, ToGrpcStatus(status));
   auto* call = new RepositoryCall(&counters, start);
-  (*registry)->LoadModel(request->model_name(), std::move(config_json), call->Callback());
+  (*registry)->LoadModel(request->model_name(), std::move(config_json).value(), call->Callback());
   return call;
 }
 

@@ -76,6 +76,14 @@ class RestrictedProtocols {
     return !r.active || HasCredential(r, context);
   }
 
+  // The same check for a transport without gRPC metadata (the REST
+  // binding): `value` is the request's value of header(group), null if the
+  // request has none.
+  bool AllowedValue(ProtocolGroup group, const char* value) const {
+    const Restriction& r = at(group);
+    return !r.active || (value != nullptr && ConstantTimeEquals(value, r.value));
+  }
+
   // The answer to a call Allowed refused: PERMISSION_DENIED naming the group
   // and the header, not the value. Built once by Parse.
   const grpc::Status& Denial(ProtocolGroup group) const { return at(group).denial; }
