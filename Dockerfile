@@ -1,7 +1,7 @@
 # selu-serve container image.
 #
 #   docker build -t selu-serve .
-#   docker run --rm -p 8001:8001 -p 8002:8002 selu-serve
+#   docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 selu-serve
 #
 # The build stage runs deploy/test.sh: the very script CI (.ci/run) runs, so
 # an image only exists when the whole test suite passes. The runtime stage
@@ -63,6 +63,7 @@ LABEL org.opencontainers.image.title="selu-serve" \
 # Every option is also a SELU_* environment variable (the flag wins).
 ENV PATH="/opt/selu/bin:${PATH}" \
     SELU_MODEL_REPOSITORY=/models \
+    SELU_HTTP_ADDRESS=0.0.0.0:8000 \
     SELU_GRPC_ADDRESS=0.0.0.0:8001 \
     SELU_METRICS_ADDRESS=0.0.0.0:8002 \
     SELU_LOG_FORMAT=json \
@@ -71,7 +72,7 @@ ENV PATH="/opt/selu/bin:${PATH}" \
 # Nothing is written at run time: the root filesystem can be read-only.
 USER 10001:10001
 WORKDIR /models
-EXPOSE 8001 8002
+EXPOSE 8000 8001 8002
 STOPSIGNAL SIGTERM
 # selu-healthcheck (deploy/healthcheck.sh, run against real servers by the
 # deploy check) asks the server where it listens: --grpc-address in the

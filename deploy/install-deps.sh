@@ -15,13 +15,13 @@ set -euo pipefail
 
 RUNTIME_PKGS=(
   libdnnl2 libgomp1 libonnx1 libprotobuf32 libgrpc++1.51 libgrpc29 libssl3
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9 libcpp-httplib0.11
 )
 BUILD_PKGS=(
   build-essential g++ cmake ninja-build pkg-config git
   libdnnl-dev ocl-icd-opencl-dev libonnx-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libssl-dev
-  prometheus-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  prometheus-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev
   clang-format
 )
 TEST_PKGS=(

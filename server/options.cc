@@ -77,6 +77,31 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
                  "Largest request accepted; larger ones get RESOURCE_EXHAUSTED")
       ->envname("SELU_MAX_RECEIVE_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1024}, int64_t{2047} << 20));
+  app.add_option("--http-address", o->http_address,
+                 "host:port of the KServe v2 REST (Triton HTTP) endpoint (port 0 picks a free "
+                 "port; empty: none). Speaks TLS with the --tls-* files when they are given")
+      ->envname("SELU_HTTP_ADDRESS");
+  app.add_option("--http-port-file", o->http_port_file,
+                 "Write the bound REST port to this file once listening")
+      ->envname("SELU_HTTP_PORT_FILE");
+  app.add_option("--http-max-body-bytes", o->http_max_body_bytes,
+                 "Largest REST request body accepted; larger ones get 413")
+      ->envname("SELU_HTTP_MAX_BODY_BYTES")
+      ->check(CLI::Range(int64_t{1024}, int64_t{2047} << 20));
+  app.add_option("--http-read-timeout-ms", o->http_read_timeout_ms,
+                 "Time a REST request's headers and body may take to arrive; a slower or "
+                 "half-sent one gets 408 and its connection is closed")
+      ->envname("SELU_HTTP_READ_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{50}, int64_t{3'600'000}));
+  app.add_option("--http-threads", o->http_threads,
+                 "REST worker threads: connections served at once (more wait in a queue)")
+      ->envname("SELU_HTTP_THREADS")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--http-restricted-api", o->http_restricted_apis,
+                 "As --grpc-restricted-protocol, for the REST endpoints (Triton's "
+                 "--http-restricted-api): '<group>[,<group>...]:<header>=<value>'; others get 403")
+      ->envname("SELU_HTTP_RESTRICTED_API")
+      ->delimiter(';');
   app.add_option("--grpc-restricted-protocol", o->grpc_restricted_protocols,
                  "Restrict protocol groups to calls whose metadata has <header> with exactly "
                  "<value>: '<group>[,<group>...]:<header>=<value>' (repeatable; the variable "
@@ -175,6 +200,12 @@ std::optional<int> ParseServerOptions(int argc, char** argv, ServerOptions* o) {
     if (auto restricted = ParseRestrictedProtocolFlags(o->grpc_restricted_protocols);
         !restricted.ok()) {
       throw CLI::ValidationError(restricted.status().message());
+    }
+    if (auto restricted = grpc_transport::RestrictedProtocols::Parse(o->http_restricted_apis);
+        !restricted.ok()) {
+      throw CLI::ValidationError(restricted.status()
+                                     .WithPrefix("--http-restricted-api (SELU_HTTP_RESTRICTED_API)")
+                                     .message());
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -27,6 +27,15 @@ struct ServerOptions {
   // Same for the metrics port.
   std::string metrics_port_file;
   int64_t max_receive_message_bytes = 64 << 20;
+  // The REST binding (server/http/rest_server.h): empty address = off. TLS
+  // and mTLS with the --tls-* files of the gRPC port.
+  std::string http_address = "0.0.0.0:8000";
+  std::string http_port_file;
+  int64_t http_max_body_bytes = 64 << 20;
+  int64_t http_read_timeout_ms = 30000;
+  int http_threads = 32;
+  // --http-restricted-api, as Triton's: the syntax of --grpc-restricted-protocol.
+  std::vector<std::string> http_restricted_apis;
   // --grpc-restricted-protocol, as Triton's: "<group>[,<group>...]:<header>=<value>"
   // each (server/grpc/restricted_protocols.h); empty: every group open.
   std::vector<std::string> grpc_restricted_protocols;

@@ -70,6 +70,7 @@ core::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   if (!options.port_file.empty() && !WritePortFile(options.port_file, app->port_)) {
     return core::FailedPreconditionError("cannot write port file '" + options.port_file + "'");
   }
+  SELU_RETURN_IF_ERROR(app->StartRest());
   SELU_RETURN_IF_ERROR(app->StartMetrics());
   SELU_RETURN_IF_ERROR(app->LoadModels());
   app->SetHealth(true);
@@ -133,6 +134,39 @@ core::Status ServerApp::LoadModels() {
   return core::OkStatus();
 }
 
+core::Status ServerApp::StartRest() {
+  if (options_.http_address.empty()) return core::OkStatus();
+  SELU_ASSIGN_OR_RETURN(grpc_transport::RestrictedProtocols restricted,
+                        grpc_transport::RestrictedProtocols::Parse(options_.http_restricted_apis));
+  auto rest = http::RestServer::Start(
+      http::RestServerOptions{
+          .address = options_.http_address,
+          .threads = options_.http_threads,
+          .max_body_bytes = options_.http_max_body_bytes,
+          .read_timeout = std::chrono::milliseconds(options_.http_read_timeout_ms),
+          .tls_cert = options_.tls_cert,
+          .tls_key = options_.tls_key,
+          .tls_client_ca = options_.tls_client_ca,
+          .tls_reload_seconds = options_.tls_reload_seconds,
+          .restricted = std::move(restricted),
+          .server_name = service_->options().server_name,
+          .server_version = service_->options().server_version},
+      &service_->infer_path());
+  if (!rest.ok()) return rest.status();
+  rest_ = std::move(rest).value();
+  const std::string security = options_.tls_cert.empty()        ? "plaintext"
+                               : options_.tls_client_ca.empty() ? "TLS"
+                                                                : "mutual TLS";
+  spdlog::info(LogText("REST (KServe v2) on " + options_.http_address + " (port " +
+                       std::to_string(rest_->port()) + ", " + security + ", " +
+                       std::to_string(options_.http_threads) + " threads)"));
+  if (!options_.http_port_file.empty() && !WritePortFile(options_.http_port_file, rest_->port())) {
+    return core::FailedPreconditionError("cannot write port file '" + options_.http_port_file +
+                                         "'");
+  }
+  return core::OkStatus();
+}
+
 core::Status ServerApp::StartMetrics() {
   if (options_.metrics_address.empty()) return core::OkStatus();
   const auto* v = dnnl::version();
@@ -171,6 +205,27 @@ core::Status ServerApp::StartMetrics() {
   exposer_->RegisterCollectable(monitor_metrics_);
   exposer_->RegisterCollectable(grpc_metrics_);
   exposer_->RegisterCollectable(process_metrics_);
+  if (rest_) {
+    http_metrics_ = std::make_shared<metrics::HttpServerMetrics>([rest = rest_.get()] {
+      metrics::HttpReadings readings;
+      readings.in_flight = rest->in_flight();
+      for (int e = 0; e < static_cast<int>(http::Endpoint::kCount); ++e) {
+        const auto endpoint = static_cast<http::Endpoint>(e);
+        const http::EndpointCounters& c = rest->stats()[endpoint];
+        metrics::HttpEndpointReading reading{.endpoint = std::string(http::EndpointName(endpoint)),
+                                             .requests_by_code = {},
+                                             .duration_ns = c.duration_ns.Read()};
+        for (size_t i = 0; i <= http::kHttpCodes.size(); ++i) {
+          reading.requests_by_code.emplace_back(
+              i < http::kHttpCodes.size() ? http::kHttpCodes[i] : 0,
+              c.by_code[i].load(std::memory_order_relaxed));
+        }
+        readings.endpoints.push_back(std::move(reading));
+      }
+      return readings;
+    });
+    exposer_->RegisterCollectable(http_metrics_);
+  }
   const auto ports = exposer_->GetListeningPorts();
   metrics_port_ = ports.empty() ? 0 : ports.front();
   spdlog::info(LogText("metrics on http://" + options_.metrics_address + "/metrics (port " +
@@ -214,7 +269,8 @@ void ServerApp::Drain() {
   service_->BeginShutdown();
   if (registry_) registry_->DrainAll(deadline);
   // Every request is answered; wait until the answers are on the wire.
-  while (service_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+  auto in_flight = [this] { return service_->in_flight() + (rest_ ? rest_->in_flight() : 0); };
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // Let health watchers receive NOT_SERVING and refused calls their
@@ -222,8 +278,8 @@ void ServerApp::Drain() {
   // grace).
   std::this_thread::sleep_until(
       std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
-  if (service_->in_flight() > 0) {
-    spdlog::warn(LogText(std::to_string(service_->in_flight()) +
+  if (in_flight() > 0) {
+    spdlog::warn(LogText(std::to_string(in_flight()) +
                          " inference calls still in flight at the end of the grace period"));
   }
   spdlog::info("drained");
@@ -233,6 +289,9 @@ void ServerApp::Stop() {
   if (stopped_ || !server_) return;
   Drain();
   stopped_ = true;
+  // REST first: requests being served are answered (new inference got 503
+  // since Drain), then civetweb closes its connections.
+  if (rest_) rest_->Stop();
   using std::chrono::milliseconds;
   using SteadyClock = std::chrono::steady_clock;
   // Streams end (UNAVAILABLE) once the answers to what they read are

@@ -37,6 +37,7 @@ CORE_FORBIDDEN = [
     (re.compile(r"^(grpc|grpcpp|grpc\+\+)/"), "gRPC"),
     (re.compile(r"^prometheus/"), "Prometheus"),
     (re.compile(r"^(civetweb\.h$|CivetServer\.h$|civetweb/)"), "civetweb"),
+    (re.compile(r"^httplib\.h$"), "cpp-httplib"),
     (re.compile(r"^server/(grpc|metrics|http)/"), "the transport or the metrics"),
 ]
 # Angle-bracket prefixes the core may not include (<grpc...>, <prometheus...>).
@@ -45,7 +46,21 @@ CORE_FORBIDDEN_ANGLE = [("grpc", "gRPC"), ("prometheus", "Prometheus"), ("civetw
 METRICS_FORBIDDEN = [
     (re.compile(r"^server/(grpc|http)/"), "the transport"),
     (re.compile(r"^(grpc|grpcpp|grpc\+\+)/"), "gRPC"),
+    (re.compile(r"^httplib\.h$"), "cpp-httplib"),
 ]
+
+# The REST binding (server/http) sits beside the gRPC transport: it submits
+# through the inference path the gRPC service owns (server/grpc/infer_job.h,
+# protocol_answers.h), but reaches no metrics (they read its counters) and
+# no gRPC server object; its HTTP library stays in its .cc files.
+HTTP_FORBIDDEN = [
+    (re.compile(r"^server/metrics/"), "the metrics"),
+    (re.compile(r"^prometheus/"), "Prometheus"),
+    (re.compile(r"^server/grpc/(inference_service|stream_infer|monitor_service|finish_now)\.h$"),
+     "a gRPC service"),
+    (re.compile(r"^grpcpp/"), "gRPC's server API"),
+]
+HTTP_HEADER_FORBIDDEN = [(re.compile(r"^(httplib\.h|civetweb\.h)$"), "the HTTP library")]
 
 # Link targets no core room may name (besides rooms above it).
 CORE_FORBIDDEN_TARGETS = re.compile(
@@ -123,6 +138,15 @@ def check_metrics_file(root, path, problems):
                 break
 
 
+def check_http_file(root, path, problems):
+    rules = HTTP_FORBIDDEN + (HTTP_HEADER_FORBIDDEN if path.endswith(".h") else [])
+    for number, _, included in includes(root, path):
+        for pattern, what in rules:
+            if pattern.search(included):
+                problems.append(f"{path}:{number}: the REST binding includes {what}: {included}")
+                break
+
+
 def link_tokens(root, path):
     """(line number, token) for each argument of the target_link_libraries calls
     of a CMakeLists.txt; none if the file is absent."""
@@ -190,6 +214,8 @@ def main():
     for path in cxx_files(root, "server/metrics"):
         check_metrics_file(root, path, problems)
     check_metrics_cmake(root, problems)
+    for path in cxx_files(root, "server/http"):
+        check_http_file(root, path, problems)
 
     sized = cxx_files(root, "server") + cxx_files(root, "client")
     for path in sized:
