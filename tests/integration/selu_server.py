@@ -133,12 +133,17 @@ class SeluServer:
     user: (uid, gid) to run the server as (this process must be root), so that
     file permissions apply to it; None: this process's user.
     grpc_address: --grpc-address (a free port of 127.0.0.1 by default).
+    http: serve the REST binding on a free port of 127.0.0.1 (its port is in
+    `http_port` once started, written just after the gRPC port); False passes
+    --http-address "" (none).
     """
 
     def __init__(self, *args, repository=BUNDLED_REPOSITORY, env=None, ready_service="",
                  grace_s=10.0, metrics=True, credentials=None, user=None,
-                 grpc_address="127.0.0.1:0"):
+                 grpc_address="127.0.0.1:0", http=True):
         self.args = list(args)
+        self.http = http
+        self.http_port = None
         self.user = user
         self.grpc_address = grpc_address
         self.credentials = credentials
@@ -168,8 +173,13 @@ class SeluServer:
                             "--metrics-port-file", metrics_port_file]
         else:
             metrics_args = ["--metrics-address", ""]
+        http_port_file = os.path.join(self.workdir, "http-port")
+        if self.http:
+            http_args = ["--http-address", "127.0.0.1:0", "--http-port-file", http_port_file]
+        else:
+            http_args = ["--http-address", ""]
         cmd = [SERVE_BIN, "--model-repository", self.repository,
-               "--grpc-address", self.grpc_address] + metrics_args + [
+               "--grpc-address", self.grpc_address] + metrics_args + http_args + [
                "--port-file", port_file, "--shutdown-grace", str(self.grace_s)] + self.args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
@@ -177,6 +187,8 @@ class SeluServer:
         _running.add(self.proc)
         try:
             self.port = self._wait_for_port(port_file)
+            if self.http:
+                self.http_port = self._wait_for_port(http_port_file)
             if self.metrics:
                 # Written just after the gRPC port file, before models load.
                 self.metrics_port = self._wait_for_port(metrics_port_file)
