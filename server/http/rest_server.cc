@@ -258,15 +258,19 @@ void RestServer::Handle(const httplib::Request& req, httplib::Response& res,
                          std::to_string(max) + " (--http-max-body-bytes)");
       return answer_with(a, true);
     }
+    const bool chunked =
+        req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
     if (length > 0) body.reserve(static_cast<size_t>(length));
     const Clock::time_point deadline = start + options_.read_timeout;
     bool too_big = false, too_slow = false;
-    const bool complete = (*reader)([&](const char* data, size_t n) {
+    auto receive = [&](const char* data, size_t n) {
       if (body.size() + n > max) return !(too_big = true);
       body.append(data, n);
       if (Clock::now() > deadline) return !(too_slow = true);
       return true;
-    });
+    };
+    // No Content-Length and not chunked: an empty body (curl -X POST).
+    const bool complete = (length <= 0 && !chunked) || (*reader)(receive);
     if (too_big) {
       RestAnswer a;
       a.code = 413;

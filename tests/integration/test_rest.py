@@ -359,6 +359,16 @@ class RestTest(s.SharedServerTestCase):
         # Meanwhile the others were served.
         self.assertEqual(self.get("/v2/health/live")[0], 200)
 
+    def test_post_without_content_length_is_an_empty_body(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\n"
+                         b"Connection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
+        self.assertIn(b'"digits_snn"', answer)
+
     def test_python_rest_client_example(self):
         client = os.path.join(s.SOURCE_DIR, "client", "python", "digits_rest_client.py")
         for extra in ([], ["--binary"]):
@@ -381,6 +391,51 @@ class RestTest(s.SharedServerTestCase):
             page.value("selu_http_requests_total", endpoint="model_infer", code="404"), 1)
         _, count, _ = page.histogram("selu_http_request_duration_seconds", endpoint="model_infer")
         self.assertGreaterEqual(count, 2)
+
+
+class RestRepositoryTest(s.ServerTestCase):
+    def test_load_infer_unload(self):
+        repo = generated_repository()
+        self.addCleanup(shutil.rmtree, repo, True)
+        server = self.start_server("--model-control-mode", "explicit", "--load-model", M,
+                                   repository=repo)
+        port = server.http_port
+        x = np.ones((2, 7), np.float32)
+        path = "/v2/models/gen/infer"
+        status, _, data = request(port, "POST", path, body=infer_json(x, input_name="x"))
+        self.assertEqual(status, 404, data)  # never loaded: gRPC's NOT_FOUND
+        self.assertEqual(json.loads(data)["error"], "unknown model 'gen'")
+        status, _, data = request(port, "POST", "/v2/repository/models/gen/load", body=b"")
+        self.assertEqual((status, data), (200, b""))
+        status, _, data = request(port, "POST", path, body=infer_json(x, input_name="x"))
+        self.assertEqual(status, 200, data)
+        index = json.loads(request(port, "POST", "/v2/repository/index", body=b"")[2])
+        self.assertIn({"name": "gen", "version": "1", "state": "READY", "reason": ""}, index)
+        status, _, data = request(port, "POST", "/v2/repository/models/nope/load",
+                                  body={"parameters": {"config": "{}"}})
+        self.assertEqual(status, 404, data)
+        self.assertIn("no model folder 'nope'", json.loads(data)["error"])
+        status, _, data = request(port, "POST", "/v2/repository/models/gen/load",
+                                  body={"parameters": {"file:1/model.onnx": "AAAA"}})
+        self.assertEqual(status, 501, data)
+        status, _, data = request(port, "POST", "/v2/repository/models/gen/unload", body=b"")
+        self.assertEqual((status, data), (200, b""))
+        self.assertEqual(request(port, "GET", "/v2/models/gen/ready")[0], 400)
+        status, _, data = request(port, "POST", path, body=infer_json(x, input_name="x"))
+        self.assertEqual(status, 503, data)
+        # Draining: readiness 400, inference 503 with gRPC's message.
+        server.terminate()
+        deadline = time.monotonic() + 5 * s.SLOWDOWN
+        seen = None
+        while time.monotonic() < deadline and seen is None:
+            try:
+                if request(port, "GET", "/v2/health/ready", timeout=2)[0] == 400:
+                    seen = "not ready"
+            except OSError:
+                seen = "closed"
+            time.sleep(0.005)
+        self.assertIsNotNone(seen, "still ready 5 s after SIGTERM")
+        self.assertEqual(server.wait(10 * s.SLOWDOWN), 0)
 
 
 @unittest.skipIf(OPENSSL is None, "the openssl command is not installed")
