@@ -401,6 +401,40 @@ def infer_seeds(out, pb):
     write(out, t, "graph_typed_classified.bin", r.SerializeToString())
 
 
+def rest_seeds(out):
+    """fuzz_rest_body: a first byte choosing the binary section's length (0:
+    none), then a REST body; JSON flat and nested, FP16, BYTES/BOOL, the
+    binary extension and a truncated body."""
+    import json
+    t = "fuzz_rest_body"
+    x = np.random.default_rng(1).standard_normal((2, 64)).astype(np.float32).round(3)
+
+    def body(obj):
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    write(out, t, "json_flat.bin", b"\0" + body({"inputs": [
+        {"name": "input", "datatype": "FP32", "shape": [2, 64], "data": x.ravel().tolist()}]}))
+    write(out, t, "json_nested_fp64.bin", b"\0" + body({
+        "id": "r1",
+        "inputs": [{"name": "input", "datatype": "FP64", "shape": [2, 64], "data": x.tolist()}],
+        "outputs": [{"name": "output", "parameters": {"binary_data": True}},
+                    {"name": "y", "parameters": {"classification": 3}}]}))
+    write(out, t, "json_fp16.bin", b"\0" + body({
+        "inputs": [{"name": "input", "datatype": "FP16", "shape": [1, 64],
+                    "data": x[0].tolist()}],
+        "parameters": {"binary_data_output": True}}))
+    raw = x[:1].astype("<f4").tobytes()[:64]
+    write(out, t, "binary_fp32.bin", bytes([len(raw) + 1]) + body({
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 16],
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "outputs": [{"name": "output"}]}) + raw)
+    write(out, t, "json_bytes_bool.bin", b"\0" + body({"inputs": [
+        {"name": "s", "datatype": "BYTES", "shape": [2], "data": ["ab", "c\u00e9"]},
+        {"name": "b", "datatype": "BOOL", "shape": [1], "data": [True]}]}))
+    write(out, t, "malformed.bin",
+          b"\0" + b'{"inputs":[{"name":"input","datatype":"FP32","shape":[1,')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.path.join(HERE, "corpus"))
@@ -411,6 +445,7 @@ def main():
     for name, text in JSON_CONFIGS.items():
         write(args.out, "fuzz_model_config_json", name, text)
     infer_seeds(args.out, load_inference_protos())
+    rest_seeds(args.out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 # the given time from a temporary copy of tests/fuzz/corpus/<target>/ (the
 # repository's corpus is never written).
 #
-#   tests/fuzz/run.sh [seconds-per-target] [target...]    (default: 30, all four)
+#   tests/fuzz/run.sh [seconds-per-target] [target...]    (default: 30, all five)
 #
 # Exits non-zero on any crash, sanitizer report, broken invariant, leak or
 # timeout, printing the log's tail and the path of the input that did it
@@ -18,7 +18,8 @@ seconds="${1:-30}"
 [[ $# -gt 0 ]] && shift
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] &&
-  targets=(fuzz_onnx_loader fuzz_model_config_text fuzz_model_config_json fuzz_infer_decode)
+  targets=(fuzz_onnx_loader fuzz_model_config_text fuzz_model_config_json fuzz_infer_decode
+    fuzz_rest_body)
 build="${SELU_FUZZ_BUILD_DIR:-$root/build/fuzz}"
 fuzz_dir="$root/tests/fuzz"
 
