@@ -892,13 +892,14 @@ def listening_tcp_ports(pid):
 
 
 class MetricsDisabledTest(s.ServerTestCase):
-    def test_metrics_on_listens_on_two_ports(self):
+    def test_metrics_on_listens_on_three_ports(self):
         server = self.start_server()
         self.assertIsNotNone(server.metrics_port)
-        self.assertEqual(listening_tcp_ports(server.proc.pid), {server.port, server.metrics_port})
+        self.assertEqual(listening_tcp_ports(server.proc.pid),
+                         {server.port, server.http_port, server.metrics_port})
 
     def test_no_metrics_address_serves_without_an_endpoint(self):
-        server = self.start_server("--max-queue-delay-us", "0", metrics=False)
+        server = self.start_server("--max-queue-delay-us", "0", metrics=False, http=False)
         stub = server.inference()
         x, _ = s.load_heldout()
         resp = stub.ModelInfer(s.infer_request(x[:5]), timeout=WAIT_S)
