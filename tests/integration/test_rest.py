@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -343,6 +344,11 @@ class RestTest(s.SharedServerTestCase):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
             sock.sendall(b"POST /v2/models/%s/infer HTTP/1.1\r\nHost: x\r\n"
                          b"Content-Length: 1000\r\n\r\n{\"inputs\":" % M.encode())
+            # Meanwhile another client is served at once.
+            before = time.monotonic()
+            self.assertEqual(self.infer_ok(infer_json(self.x[:1]))[0]["content-type"],
+                             "application/json")
+            self.assertLess(time.monotonic() - before, 0.3 * s.SLOWDOWN)
             answer = b""
             while True:
                 chunk = sock.recv(4096)
@@ -391,6 +397,32 @@ class RestTest(s.SharedServerTestCase):
             page.value("selu_http_requests_total", endpoint="model_infer", code="404"), 1)
         _, count, _ = page.histogram("selu_http_request_duration_seconds", endpoint="model_infer")
         self.assertGreaterEqual(count, 2)
+
+
+class RestQueueFullTest(s.ServerTestCase):
+    def test_queue_full_is_429_with_grpcs_message(self):
+        server = self.start_server("--max-queue-size", "2", "--max-queue-delay-us", "1000000",
+                                   "--max-batch-size", "64")
+        x, _ = s.load_heldout()
+        results = [None] * 8
+
+        def send(i):
+            results[i] = request(server.http_port, "POST", "/v2/models/%s/infer" % M,
+                                 body=infer_json(x[i:i + 1]), timeout=30)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(status for status, _, _ in results)
+        ok = codes.count(200)
+        self.assertGreaterEqual(ok, 2)
+        self.assertLessEqual(ok, 3)
+        self.assertEqual(codes.count(429), 8 - ok, codes)
+        for status, _, data in results:
+            if status == 429:
+                self.assertIn("queue full", json.loads(data)["error"])
 
 
 class RestRepositoryTest(s.ServerTestCase):
