@@ -85,6 +85,10 @@ def grpc_details(stub, req):
 def generated_repository():
     repo = tempfile.mkdtemp(prefix="selu-it-rest-")
     s.link_bundled_model(repo)
+    # With its config.pbtxt and class labels (the classification test).
+    bundled = os.path.dirname(os.path.dirname(s.BUNDLED_ONNX))
+    for name in ("config.pbtxt", "labels.txt"):
+        shutil.copyfile(os.path.join(bundled, name), os.path.join(repo, M, name))
     os.makedirs(os.path.join(repo, "gen", "1"))
     s.write_selu_mlp_onnx(os.path.join(repo, "gen", "1", "model.onnx"), [7, 16, 16, 3], seed=5)
     return repo
@@ -244,6 +248,61 @@ class RestTest(s.SharedServerTestCase):
         _, data = self.infer_ok(infer_json(self.x[:2], binary_data_output=True, outputs=[
             {"name": "probabilities", "parameters": {"binary_data": False}}]))
         self.assertIn("data", json.loads(data)["outputs"][0])
+
+    def grpc_classification(self, x, k, model=M, output="probabilities", input_name="input"):
+        req = s.infer_request(x, model=model, input_name=input_name, raw=False)
+        req.outputs.add(name=output).parameters["classification"].int64_param = k
+        resp = self.stub.ModelInfer(req, timeout=10)
+        self.assertEqual(resp.outputs[0].datatype, "BYTES")
+        return [b.decode() for b in resp.outputs[0].contents.bytes_contents]
+
+    def test_classification_json_and_binary_equal_grpc(self):
+        """Triton's classification extension over REST: the bundled model's
+        labels (models/digits_snn/labels.txt) and a generated model without
+        labels, as JSON strings and as the binary extension's length-prefixed
+        BYTES, each equal to the gRPC answer of the same request."""
+        cases = [(M, "probabilities", "input", self.x[:3], 3),
+                 ("gen", None, "x", np.random.default_rng(9).standard_normal((2, 7)), 2)]
+        for model, output, input_name, x, k in cases:
+            x = np.asarray(x, np.float32)
+            if output is None:
+                output = json.loads(self.get("/v2/models/gen")[2])["outputs"][0]["name"]
+            with self.subTest(model=model):
+                want = self.grpc_classification(x, k, model, output, input_name)
+                self.assertEqual(len(want), len(x) * k)
+                if model == M:  # labelled: score:index:label
+                    self.assertRegex(want[0], r"^[0-9.]+:[0-9]:[a-z]+$")
+                else:
+                    self.assertRegex(want[0], r"^-?[0-9.]+:[0-9]$")
+                outputs = [{"name": output, "parameters": {"classification": k}}]
+                _, body = self.infer_ok(infer_json(x, input_name=input_name, outputs=outputs),
+                                        model=model)
+                (out,) = json.loads(body)["outputs"]
+                self.assertEqual((out["datatype"], out["shape"]), ("BYTES", [len(x), k]))
+                self.assertEqual(out["data"], want)
+                outputs[0]["parameters"]["binary_data"] = True
+                headers, data = self.infer_ok(
+                    infer_json(x, input_name=input_name, outputs=outputs), model=model)
+                hl = int(headers["inference-header-content-length"])
+                (out,) = json.loads(data[:hl])["outputs"]
+                self.assertEqual(out["datatype"], "BYTES")
+                raw, got = data[hl:], []
+                self.assertEqual(out["parameters"]["binary_data_size"], len(raw))
+                while raw:
+                    n = int.from_bytes(raw[:4], "little")
+                    got.append(raw[4:4 + n].decode())
+                    raw = raw[4 + n:]
+                self.assertEqual(got, want)
+        # A bad k: 400 with the message gRPC gives.
+        req = s.infer_request(self.x[:1], raw=False)
+        req.outputs.add(name="probabilities").parameters["classification"].int64_param = 0
+        code, message = grpc_details(self.stub, req)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        status, _, body = self.post("/v2/models/%s/infer" % M, infer_json(
+            self.x[:1], outputs=[{"name": "probabilities", "parameters": {"classification": 0}}]))
+        self.assertEqual(status, 400, body)
+        self.assertEqual(json.loads(body)["error"], message)
+        self.assertIn("classification", message)
 
     def test_keep_alive_serves_many_requests_on_one_connection(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
