@@ -109,8 +109,9 @@ int CivetHandler(mg_connection* conn, void*) {
 }
 
 double RunCivetweb(int requests, int connections, const std::string& body) {
-  const char* options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "32",
-                           "enable_keep_alive", "yes", "tcp_nodelay", "1", nullptr};
+  const char* options[] = {
+      "listening_ports", "127.0.0.1:0", "num_threads", "32", "enable_keep_alive", "yes",
+      "tcp_nodelay",     "1",           nullptr};
   mg_callbacks callbacks{};
   mg_context* ctx = mg_start(&callbacks, nullptr, options);
   mg_set_request_handler(ctx, "/v2", CivetHandler, nullptr);

@@ -8,7 +8,6 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
-
 #include "server/calibrate_command.h"
 #include "server/logging.h"
 #include "server/options.h"
