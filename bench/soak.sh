@@ -9,7 +9,7 @@
 #                 [--serve build/release/server/selu-serve]
 #                 [--client build/release/client/selu-client]
 #
-# The ctest test soak_smoke: 90 s, a reload every 15 s, the bounds over the last 60 s.
+# The ctest test soak_smoke: 150 s, a reload every 15 s, the bounds over the last 60 s.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec /usr/bin/python3 "$(dirname "$0")/soak.py" "$@"

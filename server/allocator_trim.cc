@@ -2,7 +2,18 @@
 
 #include <malloc.h>
 
+#include <cstdlib>
+#include <cstring>
+
 namespace selu {
+
+bool KeepMmapThreshold() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.mmap_threshold") != nullptr)
+    return false;
+  return mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1;
+}
 
 AllocatorTrimmer::AllocatorTrimmer(std::chrono::milliseconds period)
     : period_(period), thread_([this] { Loop(); }) {}

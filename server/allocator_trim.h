@@ -19,6 +19,22 @@
 
 namespace selu {
 
+// Keeps glibc's mmap threshold at its initial 128 KiB, unless the operator set
+// it (MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES glibc.malloc.mmap_threshold).
+// Returns whether it set it. Call before any thread exists.
+//
+// Why: glibc raises the threshold to the size of every mmap()ed block freed
+// (up to 32 MiB), so after the first model load frees its file buffer
+// (digits_snn: 620 KB) every later reload puts its file and weight buffers in
+// the heap arenas, and freeing them leaves holes the requests' small blocks
+// then pin. Measured with bench/soak.sh (a reload every 15 s, 150 s): the
+// arenas' free bytes rose 5 → 19 MB and RSS kept creeping after the warm-up;
+// with the threshold kept, 4–6 → 13–14 MB and RSS flat after ~30 s (two
+// runs). Blocks below 128 KiB (a request of 512 rows of 64 features) come
+// from the arenas either way; larger ones are mapped and unmapped each time,
+// as on a fresh process.
+bool KeepMmapThreshold();
+
 class AllocatorTrimmer {
  public:
   // Trims every `period` until destroyed; period must be positive.

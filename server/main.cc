@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
+#include "server/allocator_trim.h"
 #include "server/calibrate_command.h"
 #include "server/logging.h"
 #include "server/options.h"
@@ -20,6 +21,9 @@ int main(int argc, char** argv) {
   // on each acquisition. It cost ~3 % of the server's CPU per request and
   // serialised gRPC's threads on that one lock (bench/UNARY_OVERHEAD.md).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Large transient blocks (model files, weights at a reload) stay out of the
+  // heap arenas, which would otherwise fragment (server/allocator_trim.h).
+  selu::KeepMmapThreshold();
   if (argc > 1 && std::string_view(argv[1]) == "calibrate") {
     return selu::RunCalibrate(argc - 1, argv + 1);
   }
