@@ -27,6 +27,19 @@
 // finishes them (`--mode handoff`: selu-serve's threading with
 // max_queue_delay 0, without its engine). They separate what the thread
 // hand-off costs from what the engine costs.
+//
+// `--mode burst` (diagnostics, issue 14's "batches without waiting"):
+// the service on gRPC's async API instead (every method async, only
+// ModelInfer requested: nothing else is answered in this mode), polled by
+// `--burst-threads` threads of our own (default 1), one completion queue
+// each, and no thread of gRPC's polling. A thread takes every call its queue
+// already holds (AsyncNext with a zero deadline), and when the queue is empty
+// burns `--work-us` + `--work-row-us` × (calls − 1) µs once for the lot (an
+// engine call of that many rows) and finishes them: a batch formed from what
+// gRPC has already read, with no wait. At SIGTERM it prints how many calls
+// each such batch held. It answers whether such bursts are big enough to pay
+// for moving selu-serve's ModelInfer off the callback API
+// (bench/UNARY_OVERHEAD.md).
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -35,6 +48,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -251,6 +265,92 @@ class EchoStream final : public grpc::ServerBidiReactor<inference::ModelInferReq
   bool finished_ = false;
 };
 
+// --mode burst: one async ModelInfer call, from RequestModelInfer to the end
+// of Finish. The low bit of the tag says which of the two it is.
+struct BurstCall {
+  grpc::ServerContext context;
+  inference::ModelInferRequest request;
+  inference::ModelInferResponse response;
+  grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> writer{&context};
+};
+
+// Every method on the async API, so that no gRPC thread of its own polls
+// (the callback API's two "nexting" threads would read the sockets and wake
+// the poller for every call); only ModelInfer is ever requested, so in this
+// mode the server answers nothing else.
+using BurstService = inference::GRPCInferenceService::AsyncService;
+
+class BurstPoller {
+ public:
+  BurstPoller(BurstService* service, grpc::ServerCompletionQueue* cq, const OutputForms& forms,
+              std::chrono::microseconds work, std::chrono::microseconds work_row)
+      : service_(service), cq_(cq), forms_(forms), work_(work), work_row_(work_row) {}
+
+  void Run() {
+    for (int i = 0; i < kPosted; ++i) Post();
+    std::vector<BurstCall*> pending;
+    for (;;) {
+      void* tag = nullptr;
+      bool ok = false;
+      grpc::CompletionQueue::NextStatus status;
+      if (pending.empty()) {
+        status = cq_->Next(&tag, &ok) ? grpc::CompletionQueue::GOT_EVENT
+                                      : grpc::CompletionQueue::SHUTDOWN;
+      } else {
+        status = cq_->AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+      }
+      if (status == grpc::CompletionQueue::SHUTDOWN) break;
+      if (status == grpc::CompletionQueue::TIMEOUT) {
+        Flush(pending);
+        continue;
+      }
+      const auto bits = reinterpret_cast<uintptr_t>(tag);
+      auto* call = reinterpret_cast<BurstCall*>(bits & ~uintptr_t{1});
+      if (bits & 1) {  // Finish done
+        delete call;
+        continue;
+      }
+      if (!ok) {  // shutting down: the posted call will not come
+        delete call;
+        continue;
+      }
+      if (!stopping.load(std::memory_order_acquire)) Post();
+      FillEchoResponse(forms_, call->request, &call->response);
+      pending.push_back(call);
+      if (pending.size() >= kMaxBatch) Flush(pending);
+    }
+  }
+  const std::vector<uint64_t>& histogram() const { return histogram_; }
+  // Set before the server shuts down: no new call is requested after it.
+  static inline std::atomic<bool> stopping{false};
+
+ private:
+  static constexpr int kPosted = 64;
+  static constexpr size_t kMaxBatch = 64;
+
+  void Post() {
+    auto* call = new BurstCall;
+    service_->RequestModelInfer(&call->context, &call->request, &call->writer, cq_, cq_, call);
+  }
+  void Flush(std::vector<BurstCall*>& pending) {
+    const auto n = static_cast<int64_t>(pending.size());
+    BurnCpu(work_ + work_row_ * (n - 1));
+    for (BurstCall* call : pending) {
+      call->writer.Finish(call->response, grpc::Status::OK,
+                          reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(call) | 1));
+    }
+    if (histogram_.size() <= pending.size()) histogram_.resize(pending.size() + 1);
+    ++histogram_[pending.size()];
+    pending.clear();
+  }
+
+  BurstService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  const OutputForms& forms_;
+  std::chrono::microseconds work_, work_row_;
+  std::vector<uint64_t> histogram_;
+};
+
 class EchoService final : public inference::GRPCInferenceService::CallbackService {
  public:
   EchoService(const OutputForms& forms, std::chrono::microseconds work, HandoffWorker* handoff)
@@ -299,7 +399,15 @@ int main(int argc, char** argv) {
   app.add_option("--mode", mode,
                  "Diagnostics: inline (answer in the reaction) or handoff "
                  "(answer from one worker thread, in batches)")
-      ->check(CLI::IsMember({"inline", "handoff"}));
+      ->check(CLI::IsMember({"inline", "handoff", "burst"}));
+  int64_t work_row_us = 0;
+  int burst_threads = 1;
+  app.add_option("--work-row-us", work_row_us,
+                 "Diagnostics, --mode burst: CPU burnt per row beyond the first, in µs")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
+  app.add_option("--burst-threads", burst_threads,
+                 "Diagnostics, --mode burst: polling threads (one completion queue each)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--work-us", work_us, "Diagnostics: CPU burnt per engine call, in µs")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   std::vector<std::string> model_outputs;
@@ -328,12 +436,22 @@ int main(int argc, char** argv) {
     handoff = std::make_unique<HandoffWorker>(std::chrono::microseconds(work_us));
   }
   EchoService service(forms, std::chrono::microseconds(work_us), handoff.get());
+  BurstService burst_service;
+  const bool burst = mode == "burst";
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(64 << 20);  // as selu-serve
   builder.SetMaxSendMessageSize(-1);
-  builder.RegisterService(&service);
+  if (burst) {
+    builder.RegisterService(&burst_service);
+  } else {
+    builder.RegisterService(&service);
+  }
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
+  if (burst) {
+    for (int i = 0; i < burst_threads; ++i) cqs.push_back(builder.AddCompletionQueue());
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::fprintf(stderr, "echo_server: cannot listen on %s\n", address.c_str());
@@ -344,10 +462,43 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "echo_server: listening on port %d\n", port);
+  std::vector<std::unique_ptr<BurstPoller>> pollers;
+  std::vector<std::thread> poller_threads;
+  for (auto& cq : cqs) {
+    pollers.push_back(std::make_unique<BurstPoller>(&burst_service, cq.get(), forms,
+                                                    std::chrono::microseconds(work_us),
+                                                    std::chrono::microseconds(work_row_us)));
+    poller_threads.emplace_back([p = pollers.back().get()] { p->Run(); });
+  }
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  BurstPoller::stopping.store(true, std::memory_order_release);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+  for (auto& cq : cqs) cq->Shutdown();
+  for (std::thread& t : poller_threads) t.join();
   server->Wait();
+  if (burst) {
+    std::vector<uint64_t> total;
+    for (const auto& p : pollers) {
+      const auto& h = p->histogram();
+      if (total.size() < h.size()) total.resize(h.size());
+      for (size_t i = 0; i < h.size(); ++i) total[i] += h[i];
+    }
+    uint64_t batches = 0, calls = 0;
+    for (size_t i = 0; i < total.size(); ++i) {
+      batches += total[i];
+      calls += total[i] * i;
+    }
+    std::fprintf(stderr, "echo_server: %llu calls in %llu batches (mean %.2f):",
+                 static_cast<unsigned long long>(calls), static_cast<unsigned long long>(batches),
+                 batches ? static_cast<double>(calls) / static_cast<double>(batches) : 0.0);
+    for (size_t i = 1; i < total.size(); ++i) {
+      if (total[i] > 0) {
+        std::fprintf(stderr, " %zu:%llu", i, static_cast<unsigned long long>(total[i]));
+      }
+    }
+    std::fprintf(stderr, "\n");
+  }
   return 0;
 }
