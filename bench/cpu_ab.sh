@@ -5,7 +5,7 @@
 # 2-core machine is too noisy to show it.
 #
 #   bench/cpu_ab.sh [-r ROUNDS] [-n REQUESTS] [-c CONCURRENCY] [-m MODEL_REPO]
-#                   [-d REQUEST_JSON] NAME=BINARY[:extra,flags] ...
+#                   [-d REQUEST_JSON] [-s] NAME=BINARY[:extra,flags] ...
 #
 # Every target is started once (a selu-serve with the model repository, or a
 # bench/echo_server when the binary's name contains "echo"), then the rounds
@@ -15,16 +15,19 @@
 # (utime + stime of the whole process, /proc/PID/stat) over the timed part is
 # divided by the requests. Prints one line per measurement and, at the end,
 # the mean and standard deviation per target and each target's mean relative
-# to the first one named. Extra flags are comma separated, e.g.
+# to the first one named. -s drives ModelStreamInfer instead (`selu-client
+# bench --stream`: CONCURRENCY streams, one message in flight each). Extra
+# flags are comma separated, e.g.
 # old=build/release/server/selu-serve:--batch-execution,workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=6 N=30000 C=16 REPO=models DATA=""
-while getopts "r:n:c:m:d:" opt; do
+ROUNDS=6 N=30000 C=16 REPO=models DATA="" STREAM=()
+while getopts "r:n:c:m:d:s" opt; do
   case $opt in
     r) ROUNDS=$OPTARG ;; n) N=$OPTARG ;; c) C=$OPTARG ;; m) REPO=$OPTARG ;; d) DATA=$OPTARG ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    s) STREAM=(--stream) ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -61,8 +64,10 @@ for spec in "$@"; do
   if [[ $bin == *echo* ]]; then
     "$bin" --address 127.0.0.1:0 --port-file "$WORK/$name.port" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
   else
+    off=()  # REST off where the binary has it (several targets would share port 8000)
+    "$bin" --help 2>/dev/null | grep -q -- --http-address && off=(--http-address "")
     "$bin" --model-repository "$REPO" --metrics-address "" --grpc-address 127.0.0.1:0 \
-      --port-file "$WORK/$name.port" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
+      --port-file "$WORK/$name.port" "${off[@]}" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
   fi
   PID[$name]=$!
   NAMES+=("$name")
@@ -79,14 +84,14 @@ K=$((C < 4 ? C : 4))
 : >"$WORK/results"
 for r in $(seq "$ROUNDS"); do
   for n in "${NAMES[@]}"; do
-    load=("$CLIENT" bench "127.0.0.1:${PORT[$n]}" -c "$C" --connections "$K" -D "$DATA")
+    load=("$CLIENT" bench "127.0.0.1:${PORT[$n]}" -c "$C" --connections "$K" -D "$DATA" "${STREAM[@]}")
     "${load[@]}" -n 2000 >/dev/null
     before=$(ticks "${PID[$n]}")
     out=$("${load[@]}" -n "$N")
     after=$(ticks "${PID[$n]}")
     rps=$(awk '/Requests\/sec:/{print $2}' <<<"$out")
     us=$(awk -v a="$after" -v b="$before" -v t="$TCK" -v n="$N" 'BEGIN{printf "%.2f", (a-b)/t*1e6/n}')
-    echo "round $r  $n  c=$C  req/s $rps  server CPU µs/request $us"
+    echo "round $r  $n  c=$C${STREAM:+ stream}  req/s $rps  server CPU µs/request $us"
     echo "$n $us" >>"$WORK/results"
   done
 done

@@ -132,8 +132,9 @@ if wants echo-unary || wants echo-stream; then
   start echo "$ECHO" --address 127.0.0.1:0 --port-file "$OUT/echo.port" \
     --model-output big_snn=output:1024 --model-output digits_snn=probabilities:10
 fi
+# REST on a free port: on, as deployed, and two selu-serve targets cannot share 8000.
 SELU_ARGS=(--model-repository "$REPO" --grpc-address 127.0.0.1:0 --log-level warn
-           --metrics-address 127.0.0.1:0)
+           --metrics-address 127.0.0.1:0 --http-address 127.0.0.1:0)
 if wants selu-unary || wants selu-stream; then
   start selu "$SERVE" "${SELU_ARGS[@]}" --port-file "$OUT/selu.port"
 fi

@@ -36,7 +36,8 @@ def start_and_wait(args, pb, pb_grpc, grpc, folder):
     t0 = time.perf_counter()
     proc = subprocess.Popen([args.serve, "--model-repository", args.repository,
                              "--grpc-address", "127.0.0.1:0", "--port-file", port_file,
-                             "--metrics-address", "127.0.0.1:0", "--log-level", "warn"],
+                             "--metrics-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+                             "--log-level", "warn"],
                             stderr=open(os.path.join(folder, "serve.log"), "ab"))
     deadline = t0 + 30
     stub = None
