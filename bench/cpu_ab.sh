@@ -65,7 +65,7 @@ for spec in "$@"; do
     "$bin" --address 127.0.0.1:0 --port-file "$WORK/$name.port" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
   else
     off=()  # REST off where the binary has it (several targets would share port 8000)
-    "$bin" --help 2>/dev/null | grep -q -- --http-address && off=(--http-address "")
+    [[ $("$bin" --help 2>/dev/null || true) == *--http-address* ]] && off=(--http-address "")
     "$bin" --model-repository "$REPO" --metrics-address "" --grpc-address 127.0.0.1:0 \
       --port-file "$WORK/$name.port" "${off[@]}" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
   fi

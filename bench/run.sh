@@ -92,7 +92,11 @@ if wants_node; then
   export NODE_PATH=$NODE_DIR/node_modules
 fi
 STREAM_CLIENT=0
-if "$CLIENT" bench --help 2>&1 | grep -q -- --stream; then STREAM_CLIENT=1; fi
+# Not `| grep -q`: grep exits at the first match, the client then dies of
+# SIGPIPE and pipefail turned that into "no --stream" (the streaming rows were
+# silently skipped).
+CLIENT_HELP=$("$CLIENT" bench --help 2>&1 || true)
+if [[ $CLIENT_HELP == *--stream* ]]; then STREAM_CLIENT=1; fi
 
 # ---- servers: all started once, idle while another is measured
 PIDS=()

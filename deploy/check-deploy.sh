@@ -144,7 +144,7 @@ expect_line '^ENTRYPOINT \["selu-serve"\]$'
 expect_line '^COPY deploy/healthcheck.sh /opt/selu/bin/selu-healthcheck$'
 expect_line '^ +CMD \["selu-healthcheck"'
 [[ -x deploy/healthcheck.sh ]] || fail dockerfile-structure "deploy/healthcheck.sh is not executable (COPY keeps the mode)"
-if sed -n '/^HEALTHCHECK/,/CMD/p' Dockerfile | grep -q localhost; then
+if sed -n '/^HEALTHCHECK/,/CMD/p' Dockerfile | grep localhost >/dev/null; then
   fail dockerfile-structure "the HEALTHCHECK depends on localhost resolving"
 fi
 for f in $(grep -Eo -- '--from=build /src/[^ ]+' Dockerfile | sed 's|--from=build /src/||'); do
@@ -427,7 +427,7 @@ excluded_by_dockerfile() {  # PATH: matched by a pattern (* matches / too, as in
 }
 libs_ok=1
 for bin in "$SERVE" "$CLIENT"; do
-  if ldd "$bin" | grep -q 'not found'; then
+  if ldd "$bin" | grep 'not found' >/dev/null; then  # not -q: SIGPIPE + pipefail
     ldd "$bin" | grep 'not found' >&2
     fail runtime-libs "$(basename "$bin") has unresolved libraries"
     libs_ok=0
