@@ -299,7 +299,12 @@ class BurstPoller {
       } else {
         status = cq_->AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
       }
-      if (status == grpc::CompletionQueue::SHUTDOWN) break;
+      if (status == grpc::CompletionQueue::SHUTDOWN) {
+        // Calls read but not yet answered when the queue shut down cannot be
+        // finished any more; the server has cancelled them.
+        for (BurstCall* call : pending) delete call;
+        return;
+      }
       if (status == grpc::CompletionQueue::TIMEOUT) {
         Flush(pending);
         continue;
@@ -320,7 +325,28 @@ class BurstPoller {
       if (pending.size() >= kMaxBatch) Flush(pending);
     }
   }
-  const std::vector<uint64_t>& histogram() const { return histogram_; }
+  // "N calls in B batches (mean M): size:count ...", over every poller.
+  static void PrintBatches(const std::vector<std::unique_ptr<BurstPoller>>& pollers) {
+    std::vector<uint64_t> total;
+    for (const auto& p : pollers) {
+      if (total.size() < p->histogram_.size()) total.resize(p->histogram_.size());
+      for (size_t i = 0; i < p->histogram_.size(); ++i) total[i] += p->histogram_[i];
+    }
+    uint64_t batches = 0, calls = 0;
+    for (size_t i = 0; i < total.size(); ++i) {
+      batches += total[i];
+      calls += total[i] * i;
+    }
+    std::fprintf(stderr, "echo_server: %llu calls in %llu batches (mean %.2f):",
+                 static_cast<unsigned long long>(calls), static_cast<unsigned long long>(batches),
+                 batches ? static_cast<double>(calls) / static_cast<double>(batches) : 0.0);
+    for (size_t i = 1; i < total.size(); ++i) {
+      if (total[i] > 0) {
+        std::fprintf(stderr, " %zu:%llu", i, static_cast<unsigned long long>(total[i]));
+      }
+    }
+    std::fprintf(stderr, "\n");
+  }
   // Set before the server shuts down: no new call is requested after it.
   static inline std::atomic<bool> stopping{false};
 
@@ -478,27 +504,6 @@ int main(int argc, char** argv) {
   for (auto& cq : cqs) cq->Shutdown();
   for (std::thread& t : poller_threads) t.join();
   server->Wait();
-  if (burst) {
-    std::vector<uint64_t> total;
-    for (const auto& p : pollers) {
-      const auto& h = p->histogram();
-      if (total.size() < h.size()) total.resize(h.size());
-      for (size_t i = 0; i < h.size(); ++i) total[i] += h[i];
-    }
-    uint64_t batches = 0, calls = 0;
-    for (size_t i = 0; i < total.size(); ++i) {
-      batches += total[i];
-      calls += total[i] * i;
-    }
-    std::fprintf(stderr, "echo_server: %llu calls in %llu batches (mean %.2f):",
-                 static_cast<unsigned long long>(calls), static_cast<unsigned long long>(batches),
-                 batches ? static_cast<double>(calls) / static_cast<double>(batches) : 0.0);
-    for (size_t i = 1; i < total.size(); ++i) {
-      if (total[i] > 0) {
-        std::fprintf(stderr, " %zu:%llu", i, static_cast<unsigned long long>(total[i]));
-      }
-    }
-    std::fprintf(stderr, "\n");
-  }
+  if (burst) BurstPoller::PrintBatches(pollers);
   return 0;
 }
